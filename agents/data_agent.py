@@ -1,0 +1,117 @@
+"""The data agent: choose the target, resolve the task type and metric, profile, screen leakage."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+from pydantic import BaseModel
+
+from hyperpilot.agents.request import RequestDraft, match_column
+from hyperpilot.agents.runner import AgentSpec, Decision, decide
+from hyperpilot.tools.data import bundled_target, column_kind, infer_task_type
+from hyperpilot.tools.errors import DataError, TaskSpecError
+from hyperpilot.tools.evaluate import get_metric
+from hyperpilot.tools.types import DataProfile, TaskType
+
+
+class TargetChoice(BaseModel):
+    target: str
+    reason: str = ""
+
+
+TARGET_AGENT = AgentSpec(name="data", prompt="data.j2", output_type=TargetChoice)
+_TARGET_NAMES = re.compile(r"^(target|label|labels|class|y|outcome|response|churn\w*|default|"
+                           r"survived|is_\w+|has_\w+|price|salary|income|sales|diagnosis)$",
+                           re.IGNORECASE)
+
+
+def choose_target(text: str, draft: RequestDraft, frame: pd.DataFrame, source: str,
+                  llm: object | None) -> Decision[str]:
+    """The column to predict: named in the text, declared by a bundled set, or inferred."""
+    columns = [str(c) for c in frame.columns]
+    if draft.target is not None:
+        return Decision(draft.target, "request", f"named in the task: '{draft.target}'")
+    declared = bundled_target(source)
+    if declared is not None:
+        return Decision(declared, "dataset", f"the declared target of {source}")
+    inputs = {"text": text, "columns": _column_cards(frame)}
+    return decide(TARGET_AGENT, inputs, llm,  # type: ignore[arg-type]
+                  accept=lambda choice: _known_column(choice.target, columns),
+                  rules=lambda: infer_target_rules(frame))
+
+
+def _known_column(name: str, columns: list[str]) -> str:
+    if name in columns:
+        return name
+    matched = match_column(name, columns)
+    if matched is None:
+        raise ValueError(f"'{name}' is not a column")
+    return matched
+
+
+def _column_cards(frame: pd.DataFrame) -> list[dict[str, object]]:
+    return [{"name": str(c), "kind": column_kind(frame[c]), "n_unique": int(frame[c].nunique()),
+             "examples": [str(v) for v in frame[c].dropna().unique()[:3]]} for c in frame.columns]
+
+
+def infer_target_rules(frame: pd.DataFrame) -> str:
+    """The rule-based guess: a conventionally named column, else the last usable column."""
+    for col in frame.columns:
+        if _TARGET_NAMES.match(str(col)) and frame[col].nunique() >= 2:
+            return str(col)
+    for col in reversed(frame.columns):
+        if column_kind(frame[col]) in ("numeric", "categorical", "boolean"):
+            return str(col)
+    raise DataError("cannot tell which column to predict; name it in the task text")
+
+
+def resolve_task_type(hint: str | None, y: pd.Series) -> TaskType:
+    """The task type from the data, honouring what the text says when the data allows it."""
+    inferred = infer_task_type(y.dropna())
+    if hint is None or hint == inferred:
+        return inferred
+    n_unique = int(y.nunique())
+    if hint == "regression":
+        if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+            raise TaskSpecError(f"the task asks for regression but target '{y.name}' is not numeric")
+        return "regression"
+    if hint in ("classification", "binary", "multiclass"):
+        if inferred == "regression" and n_unique > 50:
+            raise TaskSpecError(f"the task asks for classification but target '{y.name}' has "
+                                f"{n_unique} distinct numeric values")
+        return "binary" if n_unique == 2 else "multiclass"
+    return inferred
+
+
+def choose_metric(requested: str | None, profile: DataProfile) -> str:
+    """The metric the text named, or a sensible default for the task and class balance."""
+    if requested is not None:
+        metric = get_metric(requested)
+        if profile.task_type not in metric.task_types:
+            raise TaskSpecError(f"metric '{requested}' does not fit a {profile.task_type} task; "
+                                f"use one of {sorted(metrics_for(profile.task_type))}")
+        return requested
+    if profile.task_type == "regression":
+        return "r2"
+    return "f1_macro" if profile.imbalance_ratio > 3 else "accuracy"
+
+
+def metrics_for(task_type: TaskType) -> list[str]:
+    from hyperpilot.tools.evaluate import METRICS
+
+    return [name for name, m in METRICS.items() if task_type in m.task_types]
+
+
+def choose_positive_class(requested: str | None, profile: DataProfile) -> str | None:
+    """For binary tasks: the class the text names, else the minority class."""
+    if profile.task_type != "binary":
+        return None
+    classes = list(profile.class_counts)
+    if requested is not None:
+        for cls in classes:
+            if cls.lower() == str(requested).lower():
+                return cls
+        raise TaskSpecError(f"positive class '{requested}' is not a class of "
+                            f"'{profile.target}' ({classes})")
+    return min(classes, key=lambda c: (profile.class_counts[c], c))

@@ -1,0 +1,592 @@
+"""The LLM client: typed, validated, retried, recorded completions.
+
+``LLM.complete(messages, ResponseModel)`` returns a validated pydantic object or raises
+``LLMOutputError``; transport lives in small backends (``OpenAIBackend`` for any
+OpenAI-compatible server, ``ReplayBackend`` for recorded runs). This is the only module
+that imports ``openai``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import openai
+from pydantic import BaseModel, ValidationError
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.wait import wait_base
+
+from hyperpilot.tools.errors import (
+    BudgetExceeded,
+    LLMOutputError,
+    LLMUnavailableError,
+    TaskSpecError,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+
+NO_NETWORK_ENV = "HYPERPILOT_NO_NETWORK"
+DEFAULT_MODEL = "gpt-4o-mini"
+OPENAI_URL = "https://api.openai.com/v1"
+# Local servers (vLLM, llama.cpp, Ollama) ignore the key, but the client wants one.
+_LOCAL_KEY = "not-needed"
+_REDACTED = "[REDACTED]"
+_SECRET_PATTERNS = (
+    re.compile(r"sk-[A-Za-z0-9_-]{10,}"),
+    re.compile(r"(?<=Bearer )[A-Za-z0-9._~+/=-]+"),
+)
+_SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET")
+_STATUS_PREFIX = re.compile(r"^Error code: \d+( - )?")
+_FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
+
+
+class ChatReply(BaseModel):
+    """What a backend returns for one chat call."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ChatBackend(Protocol):
+    """Transport only: send messages, return the reply text and token counts."""
+
+    name: str
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict[str, Any] | None,
+        schema_name: str,
+        settings: dict[str, Any],
+    ) -> ChatReply: ...
+
+
+class LLMClient(Protocol):
+    """What agents receive: typed completions plus a running usage count."""
+
+    usage: Usage
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        response_model: type[T],
+        *,
+        agent: str = "",
+        **settings: Any,
+    ) -> T: ...
+
+
+class Usage(BaseModel):
+    """Totals over every call one ``LLM`` made, invalid and failed ones included."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    invalid_replies: int = 0
+    failures: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+# --- secrets -------------------------------------------------------------------------
+
+
+def secrets_from_env(env: Mapping[str, str] | None = None) -> list[str]:
+    """Values of environment variables that look like credentials, longest first."""
+    env = os.environ if env is None else env
+    found = {
+        value
+        for name, value in env.items()
+        if name.upper().endswith(_SECRET_SUFFIXES) and len(value) > 6
+    }
+    return sorted(found, key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with the given secret values and key-shaped strings replaced."""
+    for secret in secrets:
+        text = text.replace(secret, _REDACTED)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(_REDACTED, text)
+    return text
+
+
+def _redact_tree(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {key: _redact_tree(item, secrets) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_tree(item, secrets) for item in value]
+    return value
+
+
+# --- transcript ----------------------------------------------------------------------
+
+
+class Transcript:
+    """One JSON line per LLM call, secrets stripped; ``path=None`` keeps them in memory.
+
+    Each line is written and flushed when the call ends, so a crash keeps earlier calls.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Number, redact and store ``record``; return what was stored."""
+        with self._lock:
+            clean = _redact_tree({"call": len(self.records) + 1, **record}, secrets_from_env())
+            self.records.append(clean)
+            if self.path is not None:
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(clean, ensure_ascii=False) + "\n")
+                    handle.flush()
+            return clean
+
+
+# --- backends ------------------------------------------------------------------------
+
+
+def _is_transient(err: BaseException) -> bool:
+    if isinstance(err, openai.APIConnectionError | openai.RateLimitError):
+        return True  # APITimeoutError is an APIConnectionError
+    return isinstance(err, openai.APIStatusError) and err.status_code >= 500
+
+
+def _rejects_json_schema(err: openai.APIStatusError) -> bool:
+    text = f"{err.message} {err.body}".lower()
+    return err.status_code in (400, 422) and ("response_format" in text or "json_schema" in text)
+
+
+def _schema_hint(messages: list[dict[str, str]], schema: dict[str, Any]) -> list[dict[str, str]]:
+    """``messages`` with the schema spelled out, for servers that only take json_object."""
+    hint = "Answer with one JSON object that follows this JSON schema:\n" + json.dumps(schema)
+    # Many chat templates accept a system message only in first place.
+    if messages and messages[0].get("role") == "system":
+        first = {**messages[0], "content": f"{messages[0]['content']}\n\n{hint}"}
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": hint}, *messages]
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible chat server, retried with jittered backoff on transient errors.
+
+    The ``openai`` client is made on the first call. ``api_key`` and ``base_url`` default
+    to ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` in ``env`` (the process environment).
+    ``wait`` is the tenacity wait between attempts (tests pass ``wait_none()``). Every
+    failure that retries cannot fix becomes ``LLMUnavailableError`` with one line (status
+    and message, never the key).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_attempts: int = 4,
+        http_client: Any = None,
+        wait: wait_base | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if env is None else env
+        self.model = model
+        self.base_url = base_url or env.get("OPENAI_BASE_URL") or None
+        self._api_key = api_key or env.get("OPENAI_API_KEY") or None
+        if self._api_key is None and self.base_url is not None:
+            self._api_key = _LOCAL_KEY
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.wait = wait if wait is not None else wait_random_exponential(multiplier=0.5, max=20)
+        self.name = f"openai:{model} at {self.base_url or OPENAI_URL}"
+        self._http_client = http_client
+        self._client: openai.OpenAI | None = None
+        self._json_mode = "json_schema"
+        self._lock = threading.Lock()
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict[str, Any] | None,
+        schema_name: str,
+        settings: dict[str, Any],
+    ) -> ChatReply:
+        retrying = Retrying(
+            retry=retry_if_exception(_is_transient),
+            wait=self.wait,
+            stop=stop_after_attempt(self.max_attempts),
+            before_sleep=before_sleep_log(logger, logging.WARNING),
+            reraise=True,
+        )
+        try:
+            response = retrying(self._create, messages, schema, schema_name, settings)
+        except openai.APIError as err:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise LLMUnavailableError(self._describe(err, attempts)) from err
+        usage = response.usage
+        return ChatReply(
+            text=(response.choices[0].message.content or "") if response.choices else "",
+            prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
+            completion_tokens=(usage.completion_tokens or 0) if usage else 0,
+        )
+
+    def _create(
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any] | None,
+        schema_name: str,
+        settings: dict[str, Any],
+    ) -> Any:
+        create = self._get_client().chat.completions.create
+        kwargs: dict[str, Any] = {**settings, "model": self.model, "messages": messages}
+        if schema is None:
+            return create(**kwargs)
+        if self._json_mode == "json_schema":
+            spec = {"name": schema_name, "schema": schema, "strict": False}
+            try:
+                return create(
+                    **kwargs | {"response_format": {"type": "json_schema", "json_schema": spec}}
+                )
+            except openai.APIStatusError as err:
+                if not _rejects_json_schema(err):
+                    raise
+                logger.info("%s rejects json_schema; using json_object from now on", self.name)
+                self._json_mode = "json_object"
+        kwargs["messages"] = _schema_hint(messages, schema)
+        return create(**kwargs | {"response_format": {"type": "json_object"}})
+
+    def _get_client(self) -> openai.OpenAI:
+        if self._http_client is None and os.environ.get(NO_NETWORK_ENV) == "1":
+            raise LLMUnavailableError(f"network access is disabled ({NO_NETWORK_ENV}=1)")
+        if self._api_key is None:
+            raise LLMUnavailableError(
+                f"{self.name}: no API key; set OPENAI_API_KEY "
+                "(or OPENAI_BASE_URL for a local server)"
+            )
+        with self._lock:
+            if self._client is None:
+                self._client = openai.OpenAI(
+                    api_key=self._api_key,
+                    base_url=self.base_url,
+                    max_retries=0,
+                    timeout=self.timeout,
+                    http_client=self._http_client,
+                )
+            return self._client
+
+    def _describe(self, err: openai.APIError, attempts: int) -> str:
+        message = _STATUS_PREFIX.sub("", " ".join(str(err.message).split()))[:200]
+        if isinstance(err, openai.APIStatusError):
+            line = f"{self.name}: HTTP {err.status_code}: {message}"
+        else:
+            line = f"{self.name}: {message}"
+        if attempts > 1:
+            line += f" (after {attempts} attempts)"
+        return redact(line, [self._api_key] if self._api_key else [])
+
+
+class ReplayBackend:
+    """Plays the replies of a recorded transcript in order; diverging or running out fails."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.name = f"replay:{self.path}"
+        self._records = self._read(self.path)
+        self._next = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _read(path: Path) -> list[dict[str, Any]]:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            return [json.loads(line) for line in lines if line.strip()]
+        except (OSError, ValueError) as err:
+            raise LLMUnavailableError(f"cannot read replay transcript {path}: {err}") from err
+
+    @property
+    def remaining(self) -> int:
+        return len(self._records) - self._next
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        schema: dict[str, Any] | None,
+        schema_name: str,
+        settings: dict[str, Any],
+    ) -> ChatReply:
+        with self._lock:
+            if self._next >= len(self._records):
+                raise LLMOutputError(f"replay transcript exhausted after {self._next} calls")
+            record = self._records[self._next]
+            self._next += 1
+        call = self._next
+        if record.get("schema_name") != schema_name:
+            raise LLMOutputError(
+                f"replay diverged at call {call}: expected {record.get('schema_name')!r}, "
+                f"got {schema_name!r}"
+            )
+        if record.get("failed"):
+            raise LLMUnavailableError(f"replayed failure: {record.get('error', '')}")
+        return ChatReply(
+            text=record.get("reply", ""),
+            prompt_tokens=record.get("prompt_tokens", 0),
+            completion_tokens=record.get("completion_tokens", 0),
+        )
+
+
+# --- parsing -------------------------------------------------------------------------
+
+
+def extract_json(text: str) -> str:
+    """The JSON part of a reply: inside a code fence, or the first object in prose."""
+    fenced = _FENCE.search(text)
+    candidate = (fenced.group(1) if fenced else text).strip()
+    try:
+        json.loads(candidate)
+        return candidate
+    except ValueError:
+        pass
+    starts = [i for i in (candidate.find("{"), candidate.find("[")) if i >= 0]
+    if not starts:
+        return candidate
+    try:
+        _, end = json.JSONDecoder().raw_decode(candidate, min(starts))
+    except ValueError:
+        return candidate
+    return candidate[min(starts) : end]
+
+
+def parse_reply(text: str, response_model: type[T]) -> T:
+    """Validate a reply against ``response_model``; raises ``ValidationError``."""
+    return response_model.model_validate_json(extract_json(text))
+
+
+def describe_validation_error(err: ValidationError, limit: int = 5) -> str:
+    """A few lines naming each bad field, without echoing the whole input."""
+    lines = []
+    for item in err.errors(include_url=False)[:limit]:
+        where = ".".join(str(part) for part in item["loc"]) or "reply"
+        lines.append(f"{where}: {item['msg']}")
+    if err.error_count() > limit:
+        lines.append(f"... and {err.error_count() - limit} more")
+    return "; ".join(lines)
+
+
+def _reask(reply: str, error: str) -> list[dict[str, str]]:
+    return [
+        {"role": "assistant", "content": reply},
+        {
+            "role": "user",
+            "content": (
+                f"That reply does not match the required JSON schema: {error}\n"
+                "Answer again with only a JSON object that matches the schema."
+            ),
+        },
+    ]
+
+
+# --- the client ----------------------------------------------------------------------
+
+
+class LLM:
+    """Typed completions over a ``ChatBackend``: validate, re-ask, record, keep budget."""
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        *,
+        transcript: Transcript | None = None,
+        max_reasks: int = 2,
+        token_budget: int | None = None,
+    ) -> None:
+        self.backend = backend
+        self.transcript = transcript if transcript is not None else Transcript(None)
+        self.max_reasks = max_reasks
+        self.token_budget = token_budget
+        self.usage = Usage()
+        self._lock = threading.Lock()
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        response_model: type[T],
+        *,
+        agent: str = "",
+        **settings: Any,
+    ) -> T:
+        """Ask until the reply validates as ``response_model``, re-asking with the error.
+
+        Raises ``LLMOutputError`` (with ``raw``) when it never does, ``BudgetExceeded``
+        when the token budget is spent, and ``LLMUnavailableError`` from the backend.
+        """
+        schema = response_model.model_json_schema()
+        schema_name = response_model.__name__
+        settings = {"temperature": 0, **settings}
+        conversation = list(messages)
+        text, error = "", ""
+        for _ in range(self.max_reasks + 1):
+            self._check_budget()
+            reply, seconds = self._chat(conversation, schema, schema_name, settings, agent)
+            text = reply.text
+            try:
+                result = parse_reply(text, response_model)
+            except ValidationError as err:
+                error = describe_validation_error(err)
+                self._record(agent, schema_name, conversation, settings, reply, seconds, error)
+                conversation += _reask(text, error)
+                continue
+            self._record(agent, schema_name, conversation, settings, reply, seconds, "")
+            return result
+        tries = self.max_reasks + 1
+        raise LLMOutputError(
+            f"{agent or schema_name}: invalid output after {tries} tries: {error[:300]}", raw=text
+        )
+
+    def _check_budget(self) -> None:
+        if self.token_budget is not None and self.usage.total_tokens >= self.token_budget:
+            raise BudgetExceeded(
+                f"LLM token budget spent: {self.usage.total_tokens} of {self.token_budget} tokens"
+            )
+
+    def _chat(
+        self,
+        conversation: list[dict[str, str]],
+        schema: dict[str, Any],
+        schema_name: str,
+        settings: dict[str, Any],
+        agent: str,
+    ) -> tuple[ChatReply, float]:
+        start = time.perf_counter()
+        try:
+            reply = self.backend.chat(
+                list(conversation), schema=schema, schema_name=schema_name, settings=settings
+            )
+        except LLMUnavailableError as err:
+            seconds = time.perf_counter() - start
+            with self._lock:
+                self.usage.failures += 1
+                self.usage.seconds += seconds
+            self.transcript.write(
+                _record(agent, schema_name, conversation, settings, ChatReply(text=""), seconds)
+                | {"valid": False, "error": str(err), "failed": True}
+            )
+            raise
+        return reply, time.perf_counter() - start
+
+    def _record(
+        self,
+        agent: str,
+        schema_name: str,
+        conversation: list[dict[str, str]],
+        settings: dict[str, Any],
+        reply: ChatReply,
+        seconds: float,
+        error: str,
+    ) -> None:
+        with self._lock:
+            self.usage.calls += 1
+            self.usage.prompt_tokens += reply.prompt_tokens
+            self.usage.completion_tokens += reply.completion_tokens
+            self.usage.seconds += seconds
+            self.usage.invalid_replies += bool(error)
+        record = _record(agent, schema_name, conversation, settings, reply, seconds)
+        self.transcript.write(record | {"valid": not error, "error": error})
+
+
+def _record(
+    agent: str,
+    schema_name: str,
+    conversation: list[dict[str, str]],
+    settings: dict[str, Any],
+    reply: ChatReply,
+    seconds: float,
+) -> dict[str, Any]:
+    return {
+        "agent": agent,
+        "schema_name": schema_name,
+        "messages": conversation,
+        "settings": settings,
+        "reply": reply.text,
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+        "seconds": round(seconds, 4),
+    }
+
+
+# --- choosing a backend --------------------------------------------------------------
+
+
+def parse_llm_spec(spec: str | None, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """``--llm`` as ``(scheme, arg)``: ``none``, ``("openai", MODEL)`` or ``("replay", PATH)``.
+
+    ``None`` means: OpenAI when ``OPENAI_BASE_URL`` or ``OPENAI_API_KEY`` is set, else none.
+    """
+    env = os.environ if env is None else env
+    if spec is None:
+        if not (env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_KEY")):
+            return "none", ""
+        model = env.get("HYPERPILOT_MODEL") or env.get("OPENAI_MODEL") or DEFAULT_MODEL
+        return "openai", model
+    scheme, _, argument = spec.strip().partition(":")
+    scheme, argument = scheme.strip().lower(), argument.strip()
+    if scheme == "none" and not argument:
+        return "none", ""
+    if scheme in ("openai", "replay") and not argument:
+        what = "MODEL" if scheme == "openai" else "PATH"
+        raise TaskSpecError(f"--llm {scheme}:{what} needs a {what.lower()}, got {spec!r}")
+    if scheme in ("openai", "replay"):
+        return scheme, argument
+    raise TaskSpecError(f"unknown --llm {spec!r}; use none, openai:MODEL or replay:PATH")
+
+
+def make_llm(
+    spec: str | None,
+    *,
+    transcript_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[LLM | None, str]:
+    """The ``LLM`` that ``--llm spec`` names (or ``None``) and a line describing it."""
+    env = os.environ if env is None else env
+    scheme, argument = parse_llm_spec(spec, env)
+    if scheme == "none":
+        return None, "none (rule-based policies)"
+    backend: ChatBackend
+    if scheme == "replay":
+        path = Path(argument).expanduser()
+        if not path.is_file():
+            raise TaskSpecError(f"--llm replay: transcript {path} does not exist")
+        backend = ReplayBackend(path)
+    else:
+        backend = OpenAIBackend(argument, env=env)
+    return LLM(backend, transcript=Transcript(transcript_path)), backend.name

@@ -1,0 +1,185 @@
+"""The request parser: task text -> a draft of the task, before the data is resolved."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel
+
+from hyperpilot.agents.runner import AgentSpec, Decision, decide
+from hyperpilot.tools.evaluate import METRICS
+from hyperpilot.tools.types import TaskType
+
+
+class RequestDraft(BaseModel):
+    """What the text says. ``None`` means the text does not say."""
+
+    is_ml: bool
+    target: str | None = None
+    task_type: TaskType | Literal["classification"] | None = None
+    metric: str | None = None
+    positive_class: str | None = None
+    max_latency_ms: float | None = None
+    max_features: int | None = None
+    interpretable: bool = False
+
+
+REQUEST_AGENT = AgentSpec(name="request", prompt="request.j2", output_type=RequestDraft)
+
+_ML_WORDS = re.compile(
+    r"\b(predict\w*|classif\w*|regress\w*|forecast\w*|estimat\w*|model\w*|detect\w*|"
+    r"recogni[sz]\w*|identify|which|whether|target|label\w*|churn|fraud|risk|outcome|"
+    r"machine learning|ml|train\w*|learn\w*|optimi[sz]e|maximi[sz]e|minimi[sz]e|score)\b",
+    re.IGNORECASE,
+)
+_TARGET_CUES = re.compile(r"\b(predict|classify|forecast|estimate|target|label|model|detect)\b",
+                          re.IGNORECASE)
+# Most specific first: "macro F1" must win over "F1", "balanced accuracy" over "accuracy".
+_METRIC_PATTERNS: list[tuple[str, str]] = [
+    (r"macro[\s-]*(averaged\s+)?f1|f1[\s-]*macro", "f1_macro"),
+    (r"weighted[\s-]*f1|f1[\s-]*weighted", "f1_weighted"),
+    (r"balanced[\s-]*accuracy", "balanced_accuracy"),
+    (r"\b(roc[\s-]*)?auc\b|roc", "roc_auc"),
+    (r"log[\s-]*loss|cross[\s-]*entropy", "log_loss"),
+    (r"\bf1\b|f[\s-]*score|f[\s-]*measure", "f1"),
+    (r"\baccuracy\b", "accuracy"),
+    (r"\bprecision\b", "precision"),
+    (r"\brecall\b|sensitivity", "recall"),
+    (r"\br2\b|r\^2|r²|r[\s-]*squared|coefficient of determination", "r2"),
+    (r"\brmse\b|root[\s-]*mean[\s-]*squared", "rmse"),
+    (r"\bmae\b|mean[\s-]*absolute", "mae"),
+]
+
+
+def parse_request(text: str, columns: list[str], llm: object | None) -> Decision[RequestDraft]:
+    """Read the task text: the LLM policy when an LLM is given, else the rules.
+
+    The LLM's answer is accepted only when its target is a real column and its metric known.
+    """
+    inputs = {"text": text, "columns": columns, "metrics": sorted(METRICS)}
+    return decide(REQUEST_AGENT, inputs, llm,  # type: ignore[arg-type]
+                  accept=lambda draft: _checked(draft, columns),
+                  rules=lambda: parse_request_rules(text, columns))
+
+
+def _checked(draft: RequestDraft, columns: list[str]) -> RequestDraft:
+    if draft.target is not None and draft.target not in columns:
+        matched = match_column(draft.target, columns)
+        if matched is None:
+            raise ValueError(f"target '{draft.target}' is not a column")
+        draft = draft.model_copy(update={"target": matched})
+    if draft.metric is not None and draft.metric not in METRICS:
+        raise ValueError(f"unknown metric '{draft.metric}'")
+    return draft
+
+
+def parse_request_rules(text: str, columns: list[str]) -> RequestDraft:
+    """The rule-based policy: keyword, metric and column matching in the text."""
+    return RequestDraft(
+        is_ml=bool(_ML_WORDS.search(text)) or find_metric(text) is not None,
+        target=explicit_target(text) or find_target(text, columns),
+        task_type=find_task_type(text),
+        metric=find_metric(text),
+        positive_class=_find_positive_class(text),
+        max_latency_ms=_find_latency_ms(text),
+        max_features=_find_max_features(text),
+        interpretable=bool(re.search(r"\b(interpretable|explainable|transparent)\b", text, re.I)),
+    )
+
+
+def find_metric(text: str) -> str | None:
+    """The metric the text names, as a key of ``METRICS``, or ``None``."""
+    for pattern, metric in _METRIC_PATTERNS:
+        if re.search(pattern, text, re.IGNORECASE):
+            return metric
+    return None
+
+
+def find_task_type(text: str) -> TaskType | Literal["classification"] | None:
+    if re.search(r"\bregress\w*|\bhow (much|many)\b", text, re.IGNORECASE):
+        return "regression"
+    if re.search(r"\bbinary\b|\byes or no\b|\bwhether\b", text, re.IGNORECASE):
+        return "binary"
+    if re.search(r"\bmulti[\s-]*class\b", text, re.IGNORECASE):
+        return "multiclass"
+    if re.search(r"\bclassif\w*|\bcategor\w*", text, re.IGNORECASE):
+        return "classification"
+    return None
+
+
+def _normalise(name: str) -> str:
+    name = re.sub(r"\(.*?\)", " ", name)
+    return " ".join(re.sub(r"[_\-.]+", " ", name).lower().split())
+
+
+def match_column(phrase: str, columns: list[str]) -> str | None:
+    """The column whose normalised name equals ``phrase`` (plural forms allowed), else ``None``."""
+    wanted = _normalise(phrase)
+    for col in columns:
+        norm = _normalise(col)
+        if norm and wanted in (norm, norm + "s", norm + "es") or norm == wanted.rstrip("s"):
+            return col
+    return None
+
+
+def find_target(text: str, columns: list[str]) -> str | None:
+    """The column the text asks to predict: named columns closest after a cue word win."""
+    lowered = " ".join(re.sub(r"[_\-]+", " ", text).lower().split())
+    hits: list[tuple[int, int, str]] = []
+    for col in columns:
+        norm = _normalise(col)
+        if not norm:
+            continue
+        for variant in (norm, norm + "s", norm + "es"):
+            match = re.search(rf"(?<![\w]){re.escape(variant)}(?![\w])", lowered)
+            if match:
+                hits.append((_cue_distance(lowered, match.start()), -len(norm), col))
+                break
+    if not hits:
+        return None
+    return min(hits)[2]
+
+
+def explicit_target(text: str) -> str | None:
+    """A target the text names explicitly: quoted after a cue, or after "target"/"column"."""
+    quoted = re.search(r"\b(?:predict|classify|forecast|estimate|target|label|column)\s+"
+                       r"(?:the\s+)?(?:column\s+)?['\"`]([^'\"`]+)['\"`]", text, re.IGNORECASE)
+    if quoted:
+        return quoted.group(1)
+    named = re.search(r"\b(?:target|label)\s+(?:column\s+)?(?:is\s+|=\s*)?([A-Za-z_][\w.]*)",
+                      text, re.IGNORECASE)
+    if named and named.group(1).lower() not in ("column", "is", "the", "of", "for", "and"):
+        return named.group(1)
+    return None
+
+
+def _cue_distance(text: str, position: int) -> int:
+    cues = [m.end() for m in _TARGET_CUES.finditer(text) if m.end() <= position]
+    return position - cues[-1] if cues else 10_000 + position
+
+
+def _find_positive_class(text: str) -> str | None:
+    match = re.search(r"\bpositive class (?:is |=\s*)?['\"]?([\w-]+)", text, re.IGNORECASE)
+    if match:
+        return match.group(1)
+    match = re.search(r"\b(?:recall|precision|f1) (?:for|of|on) (?:the )?(?:class )?['\"]?([\w-]+)['\"]?",
+                      text, re.IGNORECASE)
+    if match and match.group(1).lower() not in ("the", "positive", "class", "each", "all"):
+        return match.group(1)
+    return None
+
+
+def _find_latency_ms(text: str) -> float | None:
+    match = re.search(r"(?:under|below|within|less than|at most|<)\s*(\d+(?:\.\d+)?|a|one)\s*"
+                      r"(ms|milliseconds?|millisecond|µs|us|microseconds?)\b", text, re.IGNORECASE)
+    if not match:
+        return None
+    amount = 1.0 if match.group(1).lower() in ("a", "one") else float(match.group(1))
+    return amount / 1000.0 if match.group(2).lower().startswith(("µ", "us", "micro")) else amount
+
+
+def _find_max_features(text: str) -> int | None:
+    match = re.search(r"(?:at most|no more than|up to|max(?:imum)?(?: of)?)\s*(\d+)\s*features",
+                      text, re.IGNORECASE)
+    return int(match.group(1)) if match else None

@@ -1,0 +1,125 @@
+"""The tuner agent: warm starts, budget-aware family scheduling, and one trial at a time."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from hyperpilot.agents.runner import AgentSpec, Decision, decide
+from hyperpilot.agents.tuner.samplers import make_sampler
+from hyperpilot.agents.tuner.study import Study
+from hyperpilot.tools.errors import TrialFailed
+from hyperpilot.tools.evaluate import cross_validate, get_metric
+from hyperpilot.tools.preprocess import build_pipeline
+from hyperpilot.tools.space import SearchSpace
+from hyperpilot.tools.types import Config, DataProfile, TaskSpec, TrialRecord, TrialState
+from hyperpilot.tools.zoo import get_model
+
+
+class WarmStartDraft(BaseModel):
+    """What the LLM tuner answers: starting configurations."""
+
+    configs: list[dict[str, Any]] = Field(default_factory=list)
+
+
+TUNER_AGENT = AgentSpec(name="tuner", prompt="tuner.j2", output_type=WarmStartDraft,
+                        settings={"temperature": 0.7})
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The non-holdout rows and the CV folds every trial of a run shares."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    folds: list[tuple[np.ndarray, np.ndarray]]
+
+
+def warm_start(family: str, space: SearchSpace, task: TaskSpec, profile: DataProfile,
+               llm: object | None, n: int = 2) -> Decision[list[Config]]:
+    """Starting configurations: the zoo's strong default first, then the LLM's proposals.
+
+    The LLM's configurations are repaired into the space; invalid ones are dropped.
+    """
+    planned = [space.repair(get_model(family).defaults(task.task_type))]
+    inputs = {"n": n, "family": family, "task_type": task.task_type, "n_rows": profile.n_rows,
+              "n_numeric": len(profile.numeric_features),
+              "n_categorical": len(profile.categorical_features),
+              "imbalance": profile.imbalance_ratio, "metric": task.metric,
+              "direction": task.direction, "space": space.describe(), "planned": planned}
+    return decide(TUNER_AGENT, inputs, llm,  # type: ignore[arg-type]
+                  accept=lambda draft: planned + repaired_configs(draft.configs, space, planned, n),
+                  rules=lambda: planned)
+
+
+def repaired_configs(configs: list[dict[str, Any]], space: SearchSpace, planned: list[Config],
+                     limit: int) -> list[Config]:
+    """Configs repaired into ``space`` (missing keys from the first planned one), deduplicated."""
+    fill = planned[0] if planned else None
+    seen = {space.key(c) for c in planned}
+    out: list[Config] = []
+    for raw in configs:
+        try:
+            config = space.repair(raw, fill=fill)
+        except ValueError:
+            continue
+        if space.key(config) not in seen:
+            seen.add(space.key(config))
+            out.append(config)
+    if configs and not out and not planned:
+        raise ValueError("no proposed configuration fits the search space")
+    return out[:limit]
+
+
+def next_family(allocation: dict[str, int], trials: list[TrialRecord]) -> str | None:
+    """The family furthest behind its share, so a budget cut short still covers every family."""
+    done = {name: 0 for name in allocation}
+    for record in trials:
+        if record.model in done:
+            done[record.model] += 1
+    open_families = [n for n in allocation if done[n] < allocation[n]]
+    if not open_families:
+        return None
+    return min(open_families, key=lambda n: (done[n] / allocation[n], list(allocation).index(n)))
+
+
+def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list[TrialRecord],
+              task: TaskSpec, profile: DataProfile, data: TrainingData, seed: int,
+              plan_id: str = "") -> TrialRecord:
+    """Ask the family's study for one configuration, train it with CV, and tell the result."""
+    own = [r for r in history if r.model == family]
+    rng = np.random.default_rng([seed, len(history)])
+    study = Study(space, task.direction, make_sampler("gp"), rng, model=family, plan_id=plan_id,
+                  history=own, first_number=len(history))
+    for config in warm:
+        study.enqueue(config, source="warm start")
+    trial = study.ask()
+    started = time.perf_counter()
+    try:
+        scores = evaluate_config(family, trial.config, task, profile, data, seed)
+    except TrialFailed as err:
+        return study.tell(trial, None, state=TrialState.FAIL, error=str(err),
+                          seconds=time.perf_counter() - started)
+    return study.tell(trial, float(np.mean(scores)), fold_scores=scores,
+                      seconds=time.perf_counter() - started)
+
+
+def evaluate_config(family: str, config: Config, task: TaskSpec, profile: DataProfile,
+                    data: TrainingData, seed: int) -> list[float]:
+    """Cross-validated scores of ``family`` with ``config`` on the run's shared folds."""
+    pipeline = build_model_pipeline(family, config, task, profile, seed)
+    return cross_validate(pipeline, data.X, data.y, data.folds, task.metric, task.positive_class)
+
+
+def build_model_pipeline(family: str, config: Config, task: TaskSpec, profile: DataProfile,
+                         seed: int) -> Any:
+    """An unfitted preprocessing + estimator pipeline for one configuration."""
+    entry = get_model(family)
+    needs_proba = get_metric(task.metric).needs_proba
+    estimator = entry.build(task.task_type, config, seed, needs_proba=needs_proba)
+    return build_pipeline(profile, estimator, scale=entry.scale)

@@ -1,0 +1,166 @@
+"""The study: ask/tell over one search space, owning the history its sampler reads."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hyperpilot.agents.tuner.samplers import DIRECTIONS, RandomSampler, Sampler
+from hyperpilot.tools.space import SearchSpace
+from hyperpilot.tools.types import Config, TrialRecord, TrialState
+
+logger = logging.getLogger(__name__)
+
+SAMPLER_RETRIES = 3  # proposals asked of the study's sampler before falling back to random
+RANDOM_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A config handed out by ``Study.ask`` and not yet told. ``sampler`` names who
+    proposed it: a sampler's name, or ``"enqueued:<source>"``."""
+
+    number: int
+    config: Config
+    sampler: str
+
+
+class Study:
+    """Ask/tell optimisation of one model's config over ``space``.
+
+    ``history`` rebuilds a study from stored records (resume). ``first_number`` is the next
+    trial number to hand out, for runs where several studies share one numbering; it
+    defaults to one past the highest number in ``history``.
+    """
+
+    def __init__(self, space: SearchSpace, direction: str, sampler: Sampler,
+                 rng: np.random.Generator, *, model: str = "", plan_id: str = "",
+                 history: Sequence[TrialRecord] = (), first_number: int | None = None) -> None:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        numbers = [r.number for r in history]
+        if len(numbers) != len(set(numbers)):
+            raise ValueError("history has repeated trial numbers")
+        next_number = max(numbers) + 1 if numbers else 0
+        if first_number is not None and first_number < next_number:
+            raise ValueError(f"first_number {first_number} would reuse a number in history "
+                             f"(highest is {next_number - 1})")
+        self.space = space
+        self.direction = direction
+        self.sampler = sampler
+        self.rng = rng
+        self.model = model
+        self.plan_id = plan_id
+        self._records: list[TrialRecord] = list(history)
+        self._next_number = next_number if first_number is None else first_number
+        self._pending: dict[int, Trial] = {}
+        self._queue: deque[tuple[Config, str]] = deque()
+        self._keys: set[str] = {space.key(r.config) for r in history}
+
+    @property
+    def history(self) -> tuple[TrialRecord, ...]:
+        return tuple(self._records)
+
+    @property
+    def n_complete(self) -> int:
+        return sum(r.state is TrialState.COMPLETE for r in self._records)
+
+    @property
+    def best(self) -> TrialRecord | None:
+        """The best COMPLETE record by the study's direction; the lowest number wins a tie."""
+        sign = 1.0 if self.direction == "maximize" else -1.0
+        scored = [(sign * r.score, -r.number, r) for r in self._records
+                  if r.state is TrialState.COMPLETE and r.score is not None
+                  and math.isfinite(r.score)]
+        return max(scored, key=lambda item: item[:2])[2] if scored else None
+
+    @property
+    def pending(self) -> tuple[Trial, ...]:
+        """Trials asked and not yet told."""
+        return tuple(self._pending.values())
+
+    def enqueue(self, config: Config, source: str = "default") -> None:
+        """Evaluate ``config`` before anything the sampler proposes, in enqueue order.
+
+        It is repaired into the space (``ValueError`` if it cannot be); a config already
+        tried, pending or queued is skipped silently.
+        """
+        repaired = self.space.repair(config)
+        key = self.space.key(repaired)
+        if key in self._keys:
+            logger.debug("skipping duplicate enqueued config %s", key)
+            return
+        self._keys.add(key)
+        self._queue.append((repaired, source))
+
+    def ask(self) -> Trial:
+        """The next queued config, else the sampler's proposal, avoiding configs already
+        tried or pending (a space too small for that gets a repeat rather than a hang)."""
+        if self._queue:
+            queued, source = self._queue.popleft()
+            return self._hand_out(queued, f"enqueued:{source}")
+        proposal = self._propose(self.sampler, SAMPLER_RETRIES)
+        if proposal is not None:
+            return self._hand_out(proposal, self.sampler.name)
+        logger.info("sampler %s kept repeating tried configs; sampling at random",
+                    self.sampler.name)
+        fallback = RandomSampler()
+        proposal = self._propose(fallback, RANDOM_RETRIES)
+        if proposal is None:
+            proposal = self.space.sample(self.rng)
+        return self._hand_out(proposal, fallback.name)
+
+    def ask_batch(self, n: int) -> list[Trial]:
+        """``n`` trials with distinct configs (as far as the space allows), for parallel
+        workers; tell each when it finishes."""
+        return [self.ask() for _ in range(n)]
+
+    def tell(self, trial: Trial, score: float | None = None, *,
+             state: TrialState = TrialState.COMPLETE, fold_scores: Sequence[float] = (),
+             seconds: float = 0.0, error: str = "") -> TrialRecord:
+        """Record the outcome of a pending trial and return its frozen record.
+
+        A COMPLETE trial without a finite score is recorded as FAIL with the reason.
+        ``ValueError`` if ``trial`` was never asked of this study or was already told.
+        """
+        if self._pending.get(trial.number) != trial:
+            raise ValueError(f"trial {trial.number} is not pending in this study "
+                             "(unknown or already told)")
+        finite = score is not None and math.isfinite(score)
+        if state is TrialState.COMPLETE and not finite:
+            state = TrialState.FAIL
+            reason = "no score reported" if score is None else f"non-finite score {score}"
+            error = f"{error}; {reason}" if error else reason
+        record = TrialRecord(
+            number=trial.number, model=self.model, config=dict(trial.config), state=state,
+            score=float(score) if finite and score is not None else None,
+            fold_scores=[float(s) for s in fold_scores], seconds=float(seconds),
+            sampler=trial.sampler, plan_id=self.plan_id, error=error)
+        del self._pending[trial.number]
+        self._records.append(record)
+        return record
+
+    def _propose(self, sampler: Sampler, tries: int) -> Config | None:
+        """A valid, untried proposal from ``sampler``, or None after ``tries`` attempts."""
+        for _ in range(tries):
+            raw = sampler.suggest(self.history, self.space, self.rng, direction=self.direction)
+            try:
+                config = self.space.repair(raw)
+            except ValueError as err:
+                logger.warning("sampler %s proposed an invalid config: %s", sampler.name, err)
+                continue
+            if self.space.key(config) not in self._keys:
+                return config
+        return None
+
+    def _hand_out(self, config: Config, sampler: str) -> Trial:
+        trial = Trial(number=self._next_number, config=config, sampler=sampler)
+        self._next_number += 1
+        self._keys.add(self.space.key(config))
+        self._pending[trial.number] = trial
+        return trial

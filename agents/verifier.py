@@ -1,0 +1,135 @@
+"""The verifier: request, execution and implementation checks, each measured, never guessed.
+
+The LLM policy only writes a review of the measured facts (concerns and a summary); the
+pass/fail of every check comes from code.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from hyperpilot.agents.request import RequestDraft
+from hyperpilot.agents.runner import AgentSpec, Decision, decide
+from hyperpilot.tools.artifacts import reload_and_score
+from hyperpilot.tools.errors import HyperpilotError
+from hyperpilot.tools.evaluate import get_metric, is_better
+from hyperpilot.tools.types import TaskSpec, TrialRecord, TrialState
+
+# The reloaded model must reproduce the in-process holdout score this closely.
+REPRODUCE_TOLERANCE = 1e-9
+
+
+class CheckResult(BaseModel):
+    status: Literal["pass", "fail"]
+    reasons: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, failures: list[str], passes: list[str]) -> CheckResult:
+        return cls(status="fail", reasons=failures) if failures else cls(status="pass",
+                                                                          reasons=passes)
+
+
+class Review(BaseModel):
+    """Concerns about the measured facts, for the report."""
+
+    concerns: list[str] = Field(default_factory=list)
+    summary: str = ""
+
+
+VERIFIER_AGENT = AgentSpec(name="verifier", prompt="verifier.j2", output_type=Review)
+
+
+def check_request(draft: RequestDraft, problems: list[str], task: TaskSpec | None) -> CheckResult:
+    """Is the task ML, is the target present, does the metric fit the task type?"""
+    failures = list(problems)
+    if not draft.is_ml:
+        failures.insert(0, "the task does not ask to predict, classify or estimate anything")
+    passes = []
+    if task is not None:
+        passes = [f"target '{task.target}' is present", f"{task.task_type} task",
+                  f"metric {task.metric} fits a {task.task_type} task"]
+    elif not failures:
+        failures.append("the task could not be resolved against the data")
+    return CheckResult.of(failures, passes)
+
+
+def check_execution(task: TaskSpec, trials: list[TrialRecord], best: TrialRecord,
+                    holdout_score: float, baseline_cv: float, baseline_holdout: float,
+                    leakage: dict[str, str]) -> CheckResult:
+    """Finite in-range scores, better than the trivial baseline, no leaking feature used."""
+    metric = get_metric(task.metric)
+    failures: list[str] = []
+    for name, value in (("best CV score", best.score), ("holdout score", holdout_score)):
+        if value is None or not math.isfinite(value) or not metric.low <= value <= metric.high:
+            failures.append(f"{name} {value} is not a finite {metric.name} in "
+                            f"[{metric.low}, {metric.high}]")
+    if not failures:
+        failures += _baseline_failures(task, best.score or 0.0, holdout_score, baseline_cv,
+                                       baseline_holdout)
+    failures += [f"feature '{f}' leaks the target: {why}" for f, why in leakage.items()]
+    complete = sum(r.state == TrialState.COMPLETE for r in trials)
+    passes = [f"{complete} of {len(trials)} trials completed with finite scores",
+              f"best CV {metric.name} {best.score:.4f} beats the trivial baseline {baseline_cv:.4f}",
+              f"holdout {metric.name} {holdout_score:.4f} beats the baseline {baseline_holdout:.4f}",
+              "no feature alone predicts the target"]
+    return CheckResult.of(failures, passes)
+
+
+def _baseline_failures(task: TaskSpec, cv: float, holdout: float, base_cv: float,
+                       base_holdout: float) -> list[str]:
+    out = []
+    if not is_better(cv, base_cv, task.direction):
+        out.append(f"best CV score {cv:.4f} is no better than the trivial baseline {base_cv:.4f}")
+    if not is_better(holdout, base_holdout, task.direction):
+        out.append(f"holdout score {holdout:.4f} is no better than the trivial baseline "
+                   f"{base_holdout:.4f}")
+    return out
+
+
+def check_implementation(model_path: Path, rows_path: Path, task: TaskSpec,
+                         expected: float) -> tuple[CheckResult, dict[str, Any]]:
+    """Reload the saved model in a fresh process, predict raw holdout rows, reproduce the score."""
+    try:
+        report = reload_and_score(model_path, rows_path, task.target, task.metric,
+                                  task.positive_class)
+    except HyperpilotError as err:
+        return CheckResult(status="fail", reasons=[str(err)]), {}
+    score = float(report["score"])
+    if abs(score - expected) > REPRODUCE_TOLERANCE:
+        reason = f"reloaded model scores {score:.6f} on the holdout, not {expected:.6f}"
+        return CheckResult(status="fail", reasons=[reason]), report
+    per_row_ms = 1000 * report["seconds"] / max(report["rows"], 1)
+    passes = [f"model.joblib reloads in a fresh process and predicts {report['rows']} raw rows",
+              f"it reproduces the holdout {task.metric} {score:.4f}",
+              f"prediction took {per_row_ms:.3f} ms per row in a batch"]
+    return CheckResult(status="pass", reasons=passes), report
+
+
+def review(facts: dict[str, Any], llm: object | None) -> Decision[Review]:
+    """Concerns about the run: the LLM's reading of the facts, else rules over them."""
+    return decide(VERIFIER_AGENT, facts, llm,  # type: ignore[arg-type]
+                  accept=lambda answer: answer, rules=lambda: review_rules(facts))
+
+
+def review_rules(facts: dict[str, Any]) -> Review:
+    """The rule-based review: flags a CV/holdout gap, failures, a thin margin, a tiny holdout."""
+    concerns = []
+    gap = facts["cv_score"] - facts["holdout_score"]
+    if facts["direction"] == "minimize":
+        gap = -gap
+    if gap > 0.05 * max(abs(facts["cv_score"]), 1e-9):
+        concerns.append(f"holdout is {abs(gap):.4f} worse than CV: the CV estimate may be optimistic")
+    if facts["failed_trials"]:
+        concerns.append(f"{facts['failed_trials']} trial(s) failed; see trials.jsonl for reasons")
+    if facts["holdout_rows"] < 100:
+        concerns.append(f"the holdout has only {facts['holdout_rows']} rows, so its score is noisy")
+    margin = abs(facts["cv_score"] - facts["baseline"])
+    if margin < 0.02:
+        concerns.append(f"the winner beats the trivial baseline by only {margin:.4f}")
+    summary = (f"{facts['model']} won with CV {facts['metric']} {facts['cv_score']:.4f} and "
+               f"holdout {facts['holdout_score']:.4f} against a baseline of {facts['baseline']:.4f}.")
+    return Review(concerns=concerns, summary=summary)

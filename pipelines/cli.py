@@ -1,0 +1,147 @@
+"""The ``hyperpilot`` command line: ``run`` and ``predict``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import NoReturn
+
+from hyperpilot.tools.errors import HyperpilotError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line instead of a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"hyperpilot: error: {message} (see 'hyperpilot --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hyperpilot", description="From a sentence to a verified model.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="train and verify a model for a task written in words")
+    run.add_argument("task", help='e.g. "predict the species of iris flowers, optimise macro F1"')
+    run.add_argument("--data", default=None,
+                     help="CSV or Parquet file, or sklearn:NAME (iris, wine, breast_cancer, "
+                          "digits, diabetes)")
+    run.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<task>-<time>)")
+    run.add_argument("--llm", default=None,
+                     help="none, openai:MODEL or replay:PATH (default: an OpenAI-compatible server "
+                          "when OPENAI_BASE_URL or OPENAI_API_KEY is set, else none)")
+    run.add_argument("--trials", type=_positive_int, default=30, help="trials in all (default 30)")
+    run.add_argument("--time-limit", type=_positive_float, default=None,
+                     help="wall-clock seconds for the whole run (default: no limit)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    predict = commands.add_parser("predict", help="predict new rows with a finished run")
+    predict.add_argument("run_dir", type=Path, help="a run folder written by 'hyperpilot run'")
+    predict.add_argument("--data", required=True, help="CSV or Parquet file of rows to predict")
+    predict.add_argument("--output", type=Path, default=None,
+                         help="CSV file to write (default: print CSV to standard output)")
+    predict.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a bad argument already reported in one line
+        return int(done.code or 0)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="hyperpilot: %(levelname)s: %(message)s")
+    try:
+        return _run(args) if args.command == "run" else _predict(args)
+    except HyperpilotError as err:
+        print(f"hyperpilot: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("hyperpilot: interrupted; finished trials are checkpointed in the run folder",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hyperpilot.pipelines.run import default_out_dir, run_task
+
+    if args.data is None:
+        raise HyperpilotError("no data given; pass --data FILE.csv or --data sklearn:NAME")
+    out = args.out or default_out_dir(args.task)
+    try:
+        state = run_task(args.task, args.data, out, llm_spec=args.llm, trials=args.trials,
+                         time_limit=args.time_limit, seed=args.seed,
+                         progress=lambda line: print(line, flush=True))
+    except HyperpilotError:
+        raise
+    except Exception as err:  # an internal fault: one line for the user, the trace in a log
+        _log_trace(out)
+        print(f"hyperpilot: internal error: {type(err).__name__}: {err} "
+              f"(traceback in {out / 'hyperpilot.log'})", file=sys.stderr)
+        return EXIT_FAILED
+    return _summarise(state, out)
+
+
+def _log_trace(out: Path) -> None:
+    if out.is_dir():
+        (out / "hyperpilot.log").write_text(traceback.format_exc())
+
+
+def _summarise(state: dict, out: Path) -> int:
+    status = state.get("status", "ok")
+    if status == "rejected":
+        reasons = "; ".join(state["verification"]["request"]["reasons"])
+        print(f"hyperpilot: error: request check failed: {reasons}", file=sys.stderr)
+        return EXIT_USAGE
+    hold, best = state["holdout"], state["best"]
+    print(f"{best['model']}: CV {hold['metric']} {best['cv_score']:.4f}, holdout "
+          f"{hold['score']:.4f}; verification {status}; report: {out / 'report.md'}")
+    if status != "ok":
+        failed = [n for n in ("request", "execution", "implementation")
+                  if state["verification"][n]["status"] == "fail"]
+        print(f"hyperpilot: error: verification failed ({', '.join(failed)}); see "
+              f"{out / 'report.md'}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from hyperpilot.pipelines.run import predict
+    from hyperpilot.tools.artifacts import write_text
+
+    if args.output is not None and args.output.exists() and not args.force:
+        raise HyperpilotError(f"{args.output} exists; pass --force to overwrite it")
+    predictions = predict(args.run_dir, args.data)
+    if args.output is None:
+        predictions.to_csv(sys.stdout, index=False)
+    else:
+        write_text(args.output, predictions.to_csv(index=False))
+        print(f"wrote {len(predictions)} predictions to {args.output}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""The run folder: result.json, leaderboard.csv, trials.jsonl and report.md."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from hyperpilot.pipelines.state import RunContext, RunState
+from hyperpilot.tools.artifacts import write_json, write_jsonl, write_text
+
+
+def llm_usage(ctx: RunContext) -> dict[str, Any]:
+    if ctx.llm is None:
+        return {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+    return ctx.llm.usage.as_dict()
+
+
+def trial_rows(state: RunState) -> list[dict[str, Any]]:
+    keep = ("number", "model", "config", "score", "state", "seconds", "fold_scores", "sampler",
+            "error")
+    return [{k: t.get(k) for k in keep} for t in state.get("trials", [])]
+
+
+def leaderboard(state: RunState) -> pd.DataFrame:
+    """Trials ranked best first by mean CV score; failed trials last."""
+    rows = trial_rows(state)
+    columns = ["rank", "trial", "model", "score", "cv_std", "seconds", "state", "config"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame({
+        "trial": [r["number"] for r in rows], "model": [r["model"] for r in rows],
+        "score": [r["score"] for r in rows],
+        "cv_std": [pd.Series(r["fold_scores"] or [float("nan")]).std(ddof=0) for r in rows],
+        "seconds": [round(r["seconds"], 3) for r in rows], "state": [r["state"] for r in rows],
+        "config": [json.dumps(r["config"], sort_keys=True) for r in rows],
+    })
+    ascending = state["task"]["direction"] == "minimize"
+    frame = frame.sort_values(["score", "trial"], ascending=[ascending, True], na_position="last")
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame[columns]
+
+
+def result_document(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    """The machine-readable summary of a run (``result.json``)."""
+    checks = state.get("verification", {})
+    names = ("request", "execution", "implementation")
+    best = state.get("best")
+    return {
+        "status": state.get("status", "ok"),
+        "task": state.get("task"),
+        "best": {k: best[k] for k in ("model", "config", "cv_score")} if best else None,
+        "holdout": ({"metric": state["holdout"]["metric"], "score": state["holdout"]["score"],
+                     "rows": state["holdout"]["rows"], "baseline": state["holdout"]["baseline"]}
+                    if "holdout" in state else None),
+        "verification": {
+            **{n: checks[n]["status"] for n in names if n in checks},
+            "reasons": {n: checks[n]["reasons"] for n in names if n in checks},
+            "concerns": checks.get("review", {}).get("concerns", []),
+        },
+        "trials": len(state.get("trials", [])),
+        "stop_reason": state.get("stop_reason", ""),
+        "plan": state.get("plan"),
+        "features": state.get("profile", {}).get("features", []),
+        "dropped": {**state.get("profile", {}).get("dropped", {}),
+                    **state.get("profile", {}).get("leakage", {})},
+        "llm": llm_usage(ctx),
+        "seed": state.get("seed"),
+    }
+
+
+def write_run_folder(state: RunState, ctx: RunContext) -> None:
+    out = ctx.out_dir
+    write_json(out / "result.json", result_document(state, ctx))
+    write_jsonl(out / "trials.jsonl", trial_rows(state))
+    board = leaderboard(state)
+    write_text(out / "leaderboard.csv", board.to_csv(index=False))
+    write_text(out / "report.md", render_report(state, ctx, board))
+
+
+def render_report(state: RunState, ctx: RunContext, board: pd.DataFrame) -> str:
+    """``report.md``: what was asked, what was tried, what won and why, the holdout score."""
+    parts = [f"# hyperpilot run\n\n> {state['text']}\n", _asked(state), _decisions(state)]
+    if state.get("status") == "rejected":
+        reasons = state["verification"]["request"]["reasons"]
+        parts.append("## Stopped at the request check\n\n" + _bullets(reasons))
+    else:
+        parts += [_data(state), _plan(state), _tried(state, board), _winner(state, board),
+                  _verification(state)]
+    parts.append(_usage(ctx))
+    return "\n".join(p for p in parts if p).rstrip() + "\n"
+
+
+def _bullets(lines: list[str]) -> str:
+    return "".join(f"- {line}\n" for line in lines) if lines else "- (none)\n"
+
+
+def _asked(state: RunState) -> str:
+    task = state.get("task")
+    if not task:
+        return f"## What was asked\n\n- data: `{state['source']}`\n"
+    budget = task["budget"]
+    limit = f", time limit {budget['time_limit']:.0f} s" if budget.get("time_limit") else ""
+    constraints = {k: v for k, v in task["constraints"].items() if v not in (None, False)}
+    lines = [f"data: `{task['data_source']}`", f"task: {task['task_type']} on target "
+             f"`{task['target']}`", f"metric: {task['metric']} ({task['direction']})",
+             f"budget: {budget['trials']} trials{limit}", f"seed: {state['seed']}"]
+    if task.get("positive_class") is not None:
+        lines.append(f"positive class: `{task['positive_class']}`")
+    if constraints:
+        lines.append(f"constraints: {constraints}")
+    return "## What was asked\n\n" + _bullets(lines)
+
+
+def _decisions(state: RunState) -> str:
+    lines = [f"{e['stage']} [{e['source']}]: {e['message']}" for e in state.get("events", [])]
+    return "## Decisions\n\n" + _bullets(lines) if lines else ""
+
+
+def _data(state: RunState) -> str:
+    profile = state["profile"]
+    lines = [f"{profile['n_rows']} rows, {profile['n_columns']} columns; "
+             f"{len(profile['features'])} features used",
+             f"training rows: {len(state['split']['train'])}; holdout rows: "
+             f"{len(state['split']['holdout'])} (split once, before tuning, never seen by it)"]
+    if profile.get("class_counts"):
+        lines.append(f"classes: {profile['class_counts']}")
+    lines += [f"dropped `{c}`: {why}" for c, why in profile.get("dropped", {}).items()]
+    lines += [f"dropped `{c}` as leakage: {why}" for c, why in profile.get("leakage", {}).items()]
+    return "## The data\n\n" + _bullets(lines)
+
+
+def _plan(state: RunState) -> str:
+    plan = state["plan"]
+    lines = [f"`{f['name']}`: {plan['trials'][f['name']]} trials; {f['reason']}"
+             for f in plan["families"]]
+    return (f"## The plan ({plan['source']})\n\n{plan['rationale']}\n\n" + _bullets(lines))
+
+
+def _tried(state: RunState, board: pd.DataFrame) -> str:
+    metric = state["task"]["metric"]
+    head = f"| family | trials | failed | best CV {metric} |\n|---|---|---|---|\n"
+    rows = []
+    for family, group in board.groupby("model", sort=False):
+        done = group["score"].dropna()
+        best = f"{done.iloc[0]:.4f}" if len(done) else "-"
+        rows.append(f"| {family} | {len(group)} | {int(group['score'].isna().sum())} | {best} |")
+    top = _plain_table(board.head(10))
+    stop = state.get("stop_reason", "")
+    return (f"## What was tried\n\n{len(board)} trials ({stop}).\n\n" + head + "\n".join(rows)
+            + f"\n\nTop of the leaderboard (mean {metric} over the CV folds):\n\n{top}\n")
+
+
+def _plain_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    body = "".join("| " + " | ".join(_cell(v) for v in row) + " |\n"
+                   for row in frame.itertuples(index=False))
+    return header + body
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value).replace("|", "\\|")
+
+
+def _winner(state: RunState, board: pd.DataFrame) -> str:
+    best, hold, metric = state["best"], state["holdout"], state["task"]["metric"]
+    others = board[(board["model"] != best["model"]) & board["score"].notna()]
+    runner_up = (f" The best other family, {others.iloc[0]['model']}, reached "
+                 f"{others.iloc[0]['score']:.4f}." if len(others) else "")
+    return (f"## What won and why\n\n`{best['model']}` with `{json.dumps(best['config'])}` had "
+            f"the best mean cross-validated {metric}: {best['cv_score']:.4f} "
+            f"(± {best['cv_std']:.4f} across folds).{runner_up} It was refit on all "
+            f"{len(state['split']['train'])} training rows.\n\n"
+            f"## Holdout\n\n{metric} on {hold['rows']} holdout rows: **{hold['score']:.4f}** "
+            f"(CV {best['cv_score']:.4f}; trivial baseline {hold['baseline']:.4f}).\n")
+
+
+def _verification(state: RunState) -> str:
+    checks = state["verification"]
+    lines = []
+    for name in ("request", "execution", "implementation"):
+        check = checks[name]
+        lines.append(f"- **{name}: {check['status']}**\n")
+        lines += [f"  - {r}\n" for r in check["reasons"]]
+    review = checks.get("review", {})
+    text = "## Verification\n\n" + "".join(lines)
+    concerns = review.get("concerns", [])
+    text += (f"\nReview ({checks.get('review_source', 'rules')}): {review.get('summary', '')}\n\n"
+             + _bullets(concerns))
+    return text
+
+
+def _usage(ctx: RunContext) -> str:
+    usage = llm_usage(ctx)
+    return (f"## LLM usage\n\n{usage['calls']} calls, {usage['prompt_tokens']} prompt tokens, "
+            f"{usage['completion_tokens']} completion tokens. Every request and reply is in "
+            f"`transcript.jsonl`.\n")

@@ -1,0 +1,72 @@
+"""The one typed state of a run, and the context its nodes share."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import pandas as pd
+
+from hyperpilot.agents.tuner.agent import TrainingData
+from hyperpilot.tools.evaluate import make_folds
+
+
+class RunState(TypedDict, total=False):
+    """Everything a run decides, as JSON-able data so every checkpoint can be read back.
+
+    Pydantic types (TaskSpec, DataProfile, Plan, TrialRecord) travel as their dumps.
+    """
+
+    text: str
+    source: str
+    trials_budget: int
+    time_limit: float | None
+    seed: int
+    started_at: float
+    draft: dict[str, Any]
+    problems: list[str]
+    task: dict[str, Any]
+    profile: dict[str, Any]
+    split: dict[str, list[int]]
+    baseline_cv: float
+    plan: dict[str, Any]
+    spaces: dict[str, dict[str, Any]]
+    warm: dict[str, list[dict[str, Any]]]
+    trials: Annotated[list[dict[str, Any]], operator.add]
+    events: Annotated[list[dict[str, str]], operator.add]
+    stop_reason: str
+    best: dict[str, Any]
+    holdout: dict[str, Any]
+    verification: dict[str, Any]
+    status: str
+
+
+@dataclass
+class RunContext:
+    """What nodes share but never checkpoint: the loaded table, the LLM, the output folder."""
+
+    frame: pd.DataFrame
+    out_dir: Path
+    llm: Any = None
+    progress: Callable[[str], None] = lambda line: None
+    cuda: bool = False
+    _training: TrainingData | None = field(default=None, repr=False)
+
+    def training(self, state: RunState) -> TrainingData:
+        """The non-holdout rows and folds, built once from the split in the state."""
+        if self._training is None:
+            task = state["task"]
+            rows = self.frame.iloc[state["split"]["train"]]
+            X, y = rows.drop(columns=[task["target"]]), rows[task["target"]]
+            n_splits = 5 if len(rows) < 20_000 else 3
+            folds = make_folds(y.to_numpy(), task["task_type"], n_splits, state["seed"])
+            self._training = TrainingData(X=X, y=y, folds=folds)
+        return self._training
+
+    def holdout(self, state: RunState) -> tuple[pd.DataFrame, pd.Series]:
+        rows = self.frame.iloc[state["split"]["holdout"]]
+        target = state["task"]["target"]
+        return rows.drop(columns=[target]), rows[target]

@@ -1,0 +1,34 @@
+"""Prompt templates as files, rendered with Jinja2 and ``StrictUndefined``."""
+
+from __future__ import annotations
+
+from functools import cache, lru_cache
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, StrictUndefined, Template
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    env = Environment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["tojson_compact"] = _compact_json
+    return env
+
+
+def _compact_json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str, separators=(", ", ": "))
+
+
+@cache
+def _template(name: str) -> Template:
+    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    return _environment().from_string(text)
+
+
+def render(name: str, **variables: Any) -> str:
+    """Render the template file ``name`` (e.g. ``"request.j2"``); a missing variable raises."""
+    return _template(name).render(**variables).strip()

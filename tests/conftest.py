@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+# Real LLM requests are refused by the client itself in every test.
+os.environ["HYPERPILOT_NO_NETWORK"] = "1"
+
+pytest_plugins = ["llm_fixtures"]
+
+_LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: object) -> object:
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and host not in _LOCAL_HOSTS and self.family != socket.AF_UNIX:
+        raise RuntimeError(f"tests must not reach the network (tried {address!r})")
+    return _real_connect(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)

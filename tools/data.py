@@ -1,0 +1,280 @@
+"""Loading, profiling, splitting and leakage screening of tabular data. No LLM here."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import cross_val_score, train_test_split
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from hyperpilot.tools.errors import DataError
+from hyperpilot.tools.types import ColumnProfile, DataProfile, TaskType
+
+# name -> (target column, loader name, whether class codes map to target_names)
+BUNDLED: dict[str, tuple[str, str, bool]] = {
+    "iris": ("species", "load_iris", True),
+    "wine": ("cultivar", "load_wine", True),
+    "breast_cancer": ("diagnosis", "load_breast_cancer", True),
+    "digits": ("digit", "load_digits", False),
+    "diabetes": ("progression", "load_diabetes", False),
+}
+_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key|index)$|^(id|uuid|guid)", re.IGNORECASE)
+LEAKAGE_THRESHOLD = 0.99
+
+
+def load_table(source: str) -> pd.DataFrame:
+    """Load a table from a CSV/Parquet path or ``sklearn:NAME`` (a bundled scikit-learn set).
+
+    Args:
+        source: a file path ending in .csv, .tsv, .txt, .parquet or .pq, or ``sklearn:NAME``.
+    """
+    if source.startswith("sklearn:"):
+        frame = _load_bundled(source.split(":", 1)[1])
+    else:
+        frame = _load_file(Path(source).expanduser())
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise DataError(f"{source} holds no rows or no columns")
+    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+    if duplicated:
+        raise DataError(f"{source} has duplicate column names: {duplicated}")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def bundled_target(source: str) -> str | None:
+    """The declared target column of a bundled set, or ``None`` for files."""
+    if not source.startswith("sklearn:"):
+        return None
+    entry = BUNDLED.get(source.split(":", 1)[1])
+    return entry[0] if entry else None
+
+
+def _load_bundled(name: str) -> pd.DataFrame:
+    if name not in BUNDLED:
+        raise DataError(f"unknown bundled dataset 'sklearn:{name}'; choose one of "
+                        + ", ".join(f"sklearn:{n}" for n in BUNDLED))
+    from sklearn import datasets
+
+    target, loader, named = BUNDLED[name]
+    bunch = getattr(datasets, loader)(as_frame=True)
+    frame = bunch.data.copy()
+    codes = bunch.target.to_numpy()
+    frame[target] = np.asarray(bunch.target_names)[codes] if named else codes
+    return frame
+
+
+def _load_file(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give a CSV or Parquet file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".tsv", ".txt"):
+            return pd.read_csv(path, sep=None if suffix != ".csv" else ",", engine="python")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty") from None
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {path}: {_one_line(err)}") from None
+    raise DataError(f"unsupported data format '{suffix or path.name}'; use .csv or .parquet")
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:200] or type(err).__name__
+
+
+def infer_task_type(y: pd.Series) -> TaskType:
+    """Classification when the target is non-numeric or a few integer codes, else regression.
+
+    Args:
+        y: the target column without missing values.
+    """
+    n_unique = int(y.nunique())
+    if n_unique < 2:
+        raise DataError(f"target '{y.name}' has a single value; nothing to learn")
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    if not numeric or n_unique == 2:
+        return "binary" if n_unique == 2 else "multiclass"
+    integral = bool(np.all(np.mod(y.to_numpy(dtype=float), 1) == 0))
+    if integral and n_unique <= max(10, min(30, int(0.05 * len(y)))):
+        return "multiclass"
+    return "regression"
+
+
+def column_kind(series: pd.Series) -> str:
+    """One of numeric, categorical, boolean, datetime, text, id, constant.
+
+    Args:
+        series: one column of the table.
+    """
+    values = series.dropna()
+    n_unique = int(values.nunique())
+    if n_unique <= 1:
+        return "constant"
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    all_unique = n_unique == len(values) and len(values) > 20
+    if pd.api.types.is_numeric_dtype(series):
+        integral = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
+        monotone = values.is_monotonic_increasing or values.is_monotonic_decreasing
+        if all_unique and integral and (monotone or _ID_NAME.search(str(series.name))):
+            return "id"
+        return "numeric"
+    text = values.astype(str)
+    if _looks_like_dates(text):
+        return "datetime"
+    if all_unique and (_ID_NAME.search(str(series.name)) or text.str.len().mean() < 40):
+        return "id"
+    if n_unique > 0.5 * len(values) and text.str.len().mean() > 20:
+        return "text"
+    return "categorical"
+
+
+def _looks_like_dates(text: pd.Series) -> bool:
+    sample = text.head(50)
+    if not sample.str.contains(r"\d{1,4}[-/.:]\d{1,2}", regex=True).all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() > 0.9)
+
+
+def profile_table(frame: pd.DataFrame, target: str, task_type: TaskType | None = None) -> DataProfile:
+    """Describe ``frame`` for the planner and choose the usable feature columns.
+
+    Args:
+        frame: the whole table, target included.
+        target: the target column; it must exist and have at least two values.
+        task_type: force the task type; inferred from the target when ``None``.
+    """
+    if target not in frame.columns:
+        raise DataError(f"target column '{target}' not found; columns are {list(frame.columns)}")
+    y = frame[target].dropna()
+    if y.empty:
+        raise DataError(f"target column '{target}' is empty")
+    task = task_type or infer_task_type(y)
+    if task != "regression" and y.nunique() < 2:
+        raise DataError(f"target '{target}' has a single class; nothing to learn")
+    columns = [_column_profile(frame[c]) for c in frame.columns]
+    features, dropped = _usable_features(columns, target)
+    profile = DataProfile(
+        n_rows=len(frame), n_columns=frame.shape[1], target=target, columns=columns,
+        task_type=task, features=features, dropped=dropped,
+        missing_fraction=float(frame.isna().mean().mean()),
+    )
+    return _with_target_stats(profile, y, task)
+
+
+def _column_profile(series: pd.Series) -> ColumnProfile:
+    return ColumnProfile(
+        name=str(series.name), dtype=str(series.dtype), kind=column_kind(series),  # type: ignore[arg-type]
+        missing_fraction=float(series.isna().mean()), n_unique=int(series.nunique()),
+    )
+
+
+def _usable_features(columns: list[ColumnProfile], target: str) -> tuple[list[str], dict[str, str]]:
+    reasons = {"id": "identifier: unique per row", "constant": "constant: a single value",
+               "text": "free text (not used yet)", "datetime": "date/time (not used yet)"}
+    features, dropped = [], {}
+    for col in columns:
+        if col.name == target:
+            continue
+        if col.kind in reasons:
+            dropped[col.name] = reasons[col.kind]
+        else:
+            features.append(col.name)
+    return features, dropped
+
+
+def _with_target_stats(profile: DataProfile, y: pd.Series, task: TaskType) -> DataProfile:
+    if task == "regression":
+        values = y.astype(float)
+        return profile.model_copy(update={
+            "target_mean": float(values.mean()), "target_std": float(values.std()),
+            "target_skew": float(values.skew()),
+        })
+    counts = y.astype(str).value_counts()
+    return profile.model_copy(update={"class_counts": {str(k): int(v) for k, v in counts.items()}})
+
+
+def split_holdout(frame: pd.DataFrame, target: str, task_type: TaskType, fraction: float = 0.2,
+                  seed: int = 0) -> tuple[list[int], list[int]]:
+    """Split row positions once into (train, holdout), stratified for classification.
+
+    Rows with a missing target are left out of both.
+
+    Args:
+        frame: the whole table.
+        target: the target column.
+        task_type: stratify unless ``regression``.
+        fraction: share of labelled rows held out.
+        seed: random seed of the split.
+    """
+    labelled = np.flatnonzero(frame[target].notna().to_numpy())
+    if len(labelled) < 10:
+        raise DataError(f"only {len(labelled)} labelled rows; need at least 10")
+    y = frame[target].to_numpy()[labelled]
+    stratify = None
+    if task_type != "regression":
+        counts = pd.Series(y).value_counts()
+        n_holdout = int(np.ceil(fraction * len(labelled)))
+        if counts.min() >= 2 and n_holdout >= len(counts):
+            stratify = y
+    train, holdout = train_test_split(labelled, test_size=fraction, random_state=seed,
+                                      stratify=stratify)
+    return sorted(int(i) for i in train), sorted(int(i) for i in holdout)
+
+
+def single_feature_leakage(frame: pd.DataFrame, target: str, features: list[str], task_type: TaskType,
+                           seed: int = 0, max_rows: int = 5000) -> dict[str, str]:
+    """Features that alone predict the target almost perfectly (a sign of leakage).
+
+    Each feature gets a shallow tree scored by 3-fold CV on at most ``max_rows`` rows;
+    balanced accuracy (classification) or R^2 (regression) at or above 0.99 is flagged.
+
+    Args:
+        frame: the training rows (never the holdout).
+        target: the target column.
+        features: candidate feature columns.
+        task_type: chooses the tree and the score.
+        seed: seed for row sampling and the trees.
+        max_rows: cap on rows used, for speed on large data.
+    """
+    data = frame.dropna(subset=[target])
+    if len(data) > max_rows:
+        data = data.sample(max_rows, random_state=seed)
+    y = data[target]
+    if task_type != "regression" and y.value_counts().min() < 3:
+        return {}
+    flags: dict[str, str] = {}
+    for name in features:
+        score = _single_feature_score(data[name], y, task_type, seed)
+        if score >= LEAKAGE_THRESHOLD:
+            label = "R^2" if task_type == "regression" else "balanced accuracy"
+            flags[name] = f"alone predicts the target ({label} {score:.3f} in 3-fold CV)"
+    return flags
+
+
+def _single_feature_score(column: pd.Series, y: pd.Series, task_type: TaskType, seed: int) -> float:
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        x = column.astype(float).fillna(-1e12).to_numpy().reshape(-1, 1)
+    else:
+        x = column.astype(str).astype("category").cat.codes.to_numpy().reshape(-1, 1)
+    if task_type == "regression":
+        model, scoring = DecisionTreeRegressor(max_depth=8, random_state=seed), "r2"
+    else:
+        model, scoring = DecisionTreeClassifier(max_depth=8, random_state=seed), "balanced_accuracy"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = cross_val_score(model, x, y.to_numpy(), cv=3, scoring=scoring)
+    return float(np.nanmean(scores))

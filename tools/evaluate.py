@@ -1,0 +1,319 @@
+"""Metrics, cross-validation folds, scoring of fitted pipelines and a trivial baseline."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+from sklearn.base import BaseEstimator, clone
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from hyperpilot.tools.errors import HyperpilotError, TaskSpecError, TrialFailed
+from hyperpilot.tools.types import Direction, TaskType
+
+logger = logging.getLogger(__name__)
+
+Folds = list[tuple[np.ndarray, np.ndarray]]
+_CLASSIFICATION: tuple[TaskType, ...] = ("binary", "multiclass")
+_REASON_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric: how to read it (direction, range) and what it needs (labels or probabilities)."""
+
+    name: str
+    direction: Direction
+    task_types: tuple[TaskType, ...]
+    needs_proba: bool
+    low: float
+    high: float
+    description: str
+
+
+METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in [
+    Metric("accuracy", "maximize", _CLASSIFICATION, False, 0.0, 1.0,
+           "fraction of rows whose predicted label is right"),
+    Metric("balanced_accuracy", "maximize", _CLASSIFICATION, False, 0.0, 1.0,
+           "mean recall over classes; robust to class imbalance"),
+    Metric("f1", "maximize", ("binary",), False, 0.0, 1.0,
+           "harmonic mean of precision and recall of the positive class"),
+    Metric("f1_macro", "maximize", _CLASSIFICATION, False, 0.0, 1.0,
+           "unweighted mean of per-class F1; every class counts equally"),
+    Metric("f1_weighted", "maximize", _CLASSIFICATION, False, 0.0, 1.0,
+           "per-class F1 averaged with class frequencies as weights"),
+    Metric("precision", "maximize", ("binary",), False, 0.0, 1.0,
+           "fraction of predicted positives that are positive"),
+    Metric("recall", "maximize", ("binary",), False, 0.0, 1.0,
+           "fraction of actual positives that are found"),
+    Metric("roc_auc", "maximize", _CLASSIFICATION, True, 0.0, 1.0,
+           "area under the ROC curve (one-vs-rest macro average for multiclass)"),
+    Metric("log_loss", "minimize", _CLASSIFICATION, True, 0.0, math.inf,
+           "cross-entropy of the predicted probabilities; rewards calibration"),
+    Metric("r2", "maximize", ("regression",), False, -math.inf, 1.0,
+           "coefficient of determination; 0 is as good as predicting the mean"),
+    Metric("rmse", "minimize", ("regression",), False, 0.0, math.inf,
+           "root mean squared error, in target units; punishes large errors"),
+    Metric("mae", "minimize", ("regression",), False, 0.0, math.inf,
+           "mean absolute error, in target units; robust to outliers"),
+]})
+
+
+def get_metric(name: str) -> Metric:
+    """Look up a metric by name.
+
+    Args:
+        name: one of the keys of ``METRICS``, e.g. "f1_macro" or "rmse".
+    """
+    if name not in METRICS:
+        raise TaskSpecError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
+    return METRICS[name]
+
+
+def is_better(a: float, b: float | None, direction: Direction) -> bool:
+    """Whether score ``a`` is strictly better than ``b`` (``b`` None: anything finite is).
+
+    Args:
+        a: the new score.
+        b: the score to beat, or None when there is none yet.
+        direction: "maximize" or "minimize".
+    """
+    if not math.isfinite(a):
+        return False
+    if b is None or not math.isfinite(b):
+        return True
+    return a > b if direction == "maximize" else a < b
+
+
+def resolve_positive_class(positive_class: Any, classes: Any) -> Any:
+    """The entry of ``classes`` meaning the positive class; by default the last (sorted) one.
+
+    A positive class written as text ("1", "yes") matches the label it prints as.
+
+    Args:
+        positive_class: the label from the task, or None.
+        classes: the labels in the order of the model's probability columns.
+    """
+    labels = list(classes)
+    if positive_class is None:
+        return labels[-1]
+    for label in labels:
+        if label == positive_class or str(label) == str(positive_class):
+            return label
+    raise TaskSpecError(f"positive class {positive_class!r} is not one of the labels {labels}")
+
+
+def score_predictions(
+    metric: str,
+    y_true: Any,
+    y_pred: Any = None,
+    proba: Any = None,
+    classes: Any = None,
+    positive_class: Any = None,
+) -> float:
+    """Score predictions in the metric's natural units (rmse and log_loss are positive).
+
+    Args:
+        metric: a name from ``METRICS``.
+        y_true: the true labels or values.
+        y_pred: predicted labels or values; needed unless the metric needs probabilities.
+        proba: for roc_auc/log_loss, probabilities with one column per class in ``classes``
+            order; a 1-D array means scores of the last class (e.g. ``decision_function``).
+        classes: the label of each ``proba`` column (``model.classes_``); defaults to the
+            sorted labels of ``y_true``.
+        positive_class: the positive label of binary f1, precision, recall and roc_auc;
+            defaults to the last of ``classes``.
+    """
+    spec = get_metric(metric)
+    y_true = np.asarray(y_true)
+    if spec.needs_proba:
+        if proba is None:
+            raise ValueError(f"metric {metric!r} needs probabilities, got none")
+        labels = np.unique(y_true) if classes is None else np.asarray(classes)
+        return _score_proba(metric, y_true, np.asarray(proba, dtype=float), labels, positive_class)
+    if y_pred is None:
+        raise ValueError(f"metric {metric!r} needs predictions, got none")
+    return _score_labels(metric, y_true, np.asarray(y_pred), classes, positive_class)
+
+
+def _score_labels(metric: str, y_true: np.ndarray, y_pred: np.ndarray, classes: Any,
+                  positive_class: Any) -> float:
+    if metric in ("f1", "precision", "recall"):
+        labels = np.unique(np.concatenate([y_true, y_pred])) if classes is None else classes
+        function = {"f1": skm.f1_score, "precision": skm.precision_score,
+                    "recall": skm.recall_score}[metric]
+        pos = resolve_positive_class(positive_class, labels)
+        return float(function(y_true, y_pred, pos_label=pos, average="binary", zero_division=0))
+    simple = {
+        "accuracy": skm.accuracy_score,
+        "balanced_accuracy": skm.balanced_accuracy_score,
+        "r2": skm.r2_score,
+        "rmse": skm.root_mean_squared_error,
+        "mae": skm.mean_absolute_error,
+    }
+    if metric in simple:
+        return float(simple[metric](y_true, y_pred))
+    average = metric.removeprefix("f1_")
+    return float(skm.f1_score(y_true, y_pred, average=average, zero_division=0))
+
+
+def _score_proba(metric: str, y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray,
+                 positive_class: Any) -> float:
+    if proba.ndim == 1:  # scores of the last class
+        if metric == "log_loss":
+            proba = np.column_stack([1.0 - proba, proba])
+        else:
+            pos = resolve_positive_class(positive_class, classes)
+            sign = 1.0 if pos == classes[-1] else -1.0
+            return float(skm.roc_auc_score(y_true == pos, sign * proba))
+    if metric == "log_loss":
+        return float(skm.log_loss(y_true, proba, labels=classes))
+    if len(classes) == 2:
+        pos = resolve_positive_class(positive_class, classes)
+        column = list(classes).index(pos)
+        return float(skm.roc_auc_score(y_true == pos, proba[:, column]))
+    return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro",
+                                   labels=classes))
+
+
+def score_pipeline(pipeline: BaseEstimator, X: Any, y: Any, metric: str,
+                   positive_class: Any = None) -> float:
+    """Score a fitted pipeline on ``X``, ``y`` with ``metric``.
+
+    roc_auc uses ``predict_proba`` and falls back to ``decision_function`` for binary
+    tasks; log_loss needs ``predict_proba``; every other metric uses ``predict``.
+
+    Args:
+        pipeline: a fitted estimator or pipeline.
+        X: the features (a data frame with the columns the pipeline was fitted on).
+        y: the true labels or values.
+        metric: a name from ``METRICS``.
+        positive_class: the positive label for binary metrics; defaults to the last class.
+    """
+    spec = get_metric(metric)
+    if not spec.needs_proba:
+        return score_predictions(metric, y, y_pred=pipeline.predict(X), classes=_classes(pipeline),
+                                 positive_class=positive_class)
+    classes = _classes(pipeline)
+    return score_predictions(metric, y, proba=_proba_or_scores(pipeline, X, metric, classes),
+                             classes=classes, positive_class=positive_class)
+
+
+def _proba_or_scores(pipeline: BaseEstimator, X: Any, metric: str, classes: Any) -> np.ndarray:
+    if hasattr(pipeline, "predict_proba"):
+        return np.asarray(pipeline.predict_proba(X))
+    binary = classes is not None and len(classes) == 2
+    if metric == "roc_auc" and binary and hasattr(pipeline, "decision_function"):
+        return np.asarray(pipeline.decision_function(X))
+    raise ValueError(f"{metric} needs predicted probabilities, which this model cannot give")
+
+
+def _classes(pipeline: BaseEstimator) -> np.ndarray | None:
+    return getattr(pipeline, "classes_", None)
+
+
+def make_folds(y: Any, task_type: TaskType, n_splits: int, seed: int) -> Folds:
+    """Shuffled cross-validation folds: stratified for classification, plain for regression.
+
+    For classification ``n_splits`` shrinks to the smallest class count (at least 2).
+
+    Args:
+        y: the target of the rows to split.
+        task_type: "binary", "multiclass" or "regression".
+        n_splits: the wanted number of folds (2 or more).
+        seed: the shuffling seed.
+    """
+    if n_splits < 2:
+        raise TaskSpecError(f"cross-validation needs at least 2 folds, got {n_splits}")
+    y = np.asarray(y)
+    if task_type == "regression":
+        splitter: KFold | StratifiedKFold = KFold(min(n_splits, len(y)), shuffle=True,
+                                                  random_state=seed)
+        return list(splitter.split(np.zeros(len(y))))
+    smallest = int(np.unique(y, return_counts=True)[1].min())
+    n = max(2, min(n_splits, smallest))
+    if n < n_splits:
+        logger.warning("using %d folds instead of %d: the smallest class has %d rows",
+                       n, n_splits, smallest)
+    splitter = StratifiedKFold(n, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # the warning about a class rarer than n is logged above
+        warnings.simplefilter("ignore", UserWarning)
+        return list(splitter.split(np.zeros(len(y)), y))
+
+
+def _take(data: Any, index: np.ndarray) -> Any:
+    return data.iloc[index] if hasattr(data, "iloc") else np.asarray(data)[index]
+
+
+def _fit_and_score(pipeline: BaseEstimator, X: Any, y: Any, fold: tuple[np.ndarray, np.ndarray],
+                   metric: str, positive_class: Any) -> float:
+    train, test = fold
+    model = clone(pipeline)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(_take(X, train), _take(y, train))
+    return score_pipeline(model, _take(X, test), _take(y, test), metric, positive_class)
+
+
+def _reason(number: int, error: BaseException) -> str:
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    if len(text) > _REASON_CHARS:
+        text = text[: _REASON_CHARS - 3] + "..."
+    return f"fold {number}: {text}"
+
+
+def cross_validate(pipeline: BaseEstimator, X: Any, y: Any, folds: Folds, metric: str,
+                   positive_class: Any = None) -> list[float]:
+    """Fit a clone of ``pipeline`` on each fold's training rows and score its test rows.
+
+    Raises ``TrialFailed`` with a one-line reason when a fit or score raises or a score is
+    not finite and inside the metric's range; a ``HyperpilotError`` (e.g. an unknown
+    positive class) passes through, since no other trial would do better.
+
+    Args:
+        pipeline: an unfitted estimator or pipeline (it is cloned, never changed).
+        X: the features, a data frame or array indexed by the folds' row positions.
+        y: the target, a series or array.
+        folds: (train, test) row positions, e.g. from ``make_folds``.
+        metric: a name from ``METRICS``.
+        positive_class: the positive label for binary metrics; defaults to the last class.
+    """
+    spec = get_metric(metric)
+    scores = []
+    for number, fold in enumerate(folds):
+        try:
+            score = _fit_and_score(pipeline, X, y, fold, metric, positive_class)
+        except HyperpilotError:
+            raise
+        except Exception as error:
+            raise TrialFailed(_reason(number, error)) from error
+        if not (math.isfinite(score) and spec.low <= score <= spec.high):
+            raise TrialFailed(f"fold {number}: {metric} is {score}, not a finite valid score")
+        scores.append(score)
+    return scores
+
+
+def baseline_score(X: Any, y: Any, folds: Folds, task_type: TaskType, metric: str,
+                   positive_class: Any = None) -> float:
+    """Mean cross-validated score of a trivial model: class priors, or the mean target.
+
+    Args:
+        X: the features (ignored by the trivial model, but kept for the same folds).
+        y: the target.
+        folds: the same folds the real models are scored on.
+        task_type: "binary", "multiclass" or "regression".
+        metric: a name from ``METRICS``.
+        positive_class: the positive label for binary metrics; defaults to the last class.
+    """
+    dummy: BaseEstimator = (DummyRegressor(strategy="mean") if task_type == "regression"
+                            else DummyClassifier(strategy="prior"))
+    return float(np.mean(cross_validate(dummy, X, y, folds, metric, positive_class)))

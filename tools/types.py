@@ -1,0 +1,110 @@
+"""Types that flow between layers: the task, the data profile and the trial record."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TaskType = Literal["binary", "multiclass", "regression"]
+Direction = Literal["maximize", "minimize"]
+Config = dict[str, Any]
+
+
+class Budget(BaseModel):
+    """How much a run may spend. ``time_limit`` is wall seconds for the whole run."""
+
+    trials: int = Field(30, ge=1)
+    time_limit: float | None = Field(None, gt=0)
+    llm_tokens: int | None = Field(None, ge=0)
+
+
+class Constraints(BaseModel):
+    """Deployment constraints stated in the task; ``None`` means unconstrained."""
+
+    max_latency_ms: float | None = None
+    max_model_mb: float | None = None
+    max_features: int | None = None
+    interpretable: bool = False
+
+
+class TaskSpec(BaseModel):
+    """What the user asked for, resolved against the data."""
+
+    text: str
+    task_type: TaskType
+    target: str
+    metric: str
+    direction: Direction
+    positive_class: str | int | float | bool | None = None
+    data_source: str = ""
+    budget: Budget = Field(default_factory=Budget)
+    constraints: Constraints = Field(default_factory=Constraints)
+
+
+class ColumnProfile(BaseModel):
+    name: str
+    dtype: str
+    kind: Literal["numeric", "categorical", "boolean", "datetime", "text", "id", "constant"]
+    missing_fraction: float
+    n_unique: int
+
+
+class DataProfile(BaseModel):
+    """What the data agent saw: shape, column kinds, target balance, leakage flags."""
+
+    n_rows: int
+    n_columns: int
+    target: str
+    columns: list[ColumnProfile]
+    task_type: TaskType
+    class_counts: dict[str, int] = Field(default_factory=dict)
+    target_mean: float | None = None
+    target_std: float | None = None
+    target_skew: float | None = None
+    missing_fraction: float = 0.0
+    features: list[str] = Field(default_factory=list)
+    dropped: dict[str, str] = Field(default_factory=dict)
+    leakage: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def numeric_features(self) -> list[str]:
+        kinds = {c.name: c.kind for c in self.columns}
+        return [f for f in self.features if kinds.get(f) in ("numeric", "boolean")]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        kinds = {c.name: c.kind for c in self.columns}
+        return [f for f in self.features if kinds.get(f) == "categorical"]
+
+    @property
+    def imbalance_ratio(self) -> float:
+        """Largest over smallest class count; 1.0 for regression or balanced data."""
+        if not self.class_counts:
+            return 1.0
+        counts = list(self.class_counts.values())
+        return max(counts) / max(min(counts), 1)
+
+
+class TrialState(StrEnum):
+    COMPLETE = "COMPLETE"
+    FAIL = "FAIL"
+    PRUNED = "PRUNED"
+
+
+class TrialRecord(BaseModel):
+    """One finished trial. Frozen: a trial never changes once told to the study."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int
+    model: str
+    config: Config
+    state: TrialState
+    score: float | None = None
+    fold_scores: list[float] = Field(default_factory=list)
+    seconds: float = 0.0
+    sampler: str = ""
+    plan_id: str = ""
+    error: str = ""

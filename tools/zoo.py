@@ -1,0 +1,283 @@
+"""The model zoo: each family's search space, strong defaults and estimator builder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, SVR
+
+from hyperpilot.tools.errors import TaskSpecError
+from hyperpilot.tools.space import CategoricalDim, FloatDim, IntDim, SearchSpace
+from hyperpilot.tools.torch_mlp import TorchMLPClassifier, TorchMLPRegressor
+from hyperpilot.tools.types import Config, TaskType
+
+Cost = Literal["low", "medium", "high"]
+ALL_TASKS: tuple[TaskType, ...] = ("binary", "multiclass", "regression")
+
+SpaceFn = Callable[[bool], SearchSpace]
+DefaultsFn = Callable[[bool], Config]
+BuildFn = Callable[[bool, Config, int, bool], BaseEstimator]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model family: what it is for, how costly it is, its space, defaults and builder.
+
+    The three callables take ``is_classification`` first; use the methods, not them.
+    """
+
+    name: str
+    task_types: tuple[TaskType, ...]
+    summary: str
+    scale: bool
+    max_rows: int | None
+    cost: Cost
+    make_space: SpaceFn = field(repr=False, compare=False)
+    make_defaults: DefaultsFn = field(repr=False, compare=False)
+    make_estimator: BuildFn = field(repr=False, compare=False)
+
+    def _check(self, task_type: TaskType) -> bool:
+        if task_type not in self.task_types:
+            raise TaskSpecError(f"model {self.name!r} does not support {task_type} tasks")
+        return task_type != "regression"
+
+    def space(self, task_type: TaskType) -> SearchSpace:
+        """The hyperparameter search space for ``task_type``.
+
+        Args:
+            task_type: "binary", "multiclass" or "regression".
+        """
+        return self.make_space(self._check(task_type))
+
+    def defaults(self, task_type: TaskType) -> Config:
+        """A strong default configuration inside ``space(task_type)``.
+
+        Args:
+            task_type: "binary", "multiclass" or "regression".
+        """
+        return self.make_defaults(self._check(task_type))
+
+    def build(self, task_type: TaskType, config: Config, seed: int,
+              needs_proba: bool = False) -> BaseEstimator:
+        """An unfitted estimator with ``config`` applied (missing keys take the defaults).
+
+        Values are repaired into the space (clipped, rounded); unknown keys or invalid
+        choices raise ``TaskSpecError``. Estimators are single-threaded (``n_jobs=1``).
+
+        Args:
+            task_type: "binary", "multiclass" or "regression".
+            config: hyperparameters, a subset of the space's names.
+            seed: random_state for estimators that take one.
+            needs_proba: the metric needs ``predict_proba`` (e.g. roc_auc, log_loss).
+        """
+        classify = self._check(task_type)
+        try:
+            full = self.space(task_type).repair(config, fill=self.defaults(task_type))
+        except ValueError as error:
+            raise TaskSpecError(f"bad config for model {self.name!r}: {error}") from error
+        return self.make_estimator(classify, full, seed, needs_proba)
+
+
+# linear ---------------------------------------------------------------------------------
+
+def _linear_space(classify: bool) -> SearchSpace:
+    name = "C" if classify else "alpha"
+    return SearchSpace(dims=[FloatDim(name=name, low=1e-3, high=1e3, log=True)])
+
+
+def _linear_defaults(classify: bool) -> Config:
+    return {"C": 1.0} if classify else {"alpha": 1.0}
+
+
+def _linear_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> BaseEstimator:
+    if classify:
+        return LogisticRegression(C=config["C"], max_iter=2000, random_state=seed)
+    return Ridge(alpha=config["alpha"], random_state=seed)
+
+
+# random forest and extra trees ------------------------------------------------------------
+
+def _forest_space(classify: bool) -> SearchSpace:
+    return SearchSpace(dims=[
+        IntDim(name="n_estimators", low=50, high=500, log=True),
+        CategoricalDim(name="max_depth", choices=[None, 4, 8, 16, 32]),
+        IntDim(name="min_samples_leaf", low=1, high=20, log=True),
+        CategoricalDim(name="max_features", choices=["sqrt", "log2", 0.1, 0.25, 0.5, 0.75, 1.0]),
+        CategoricalDim(name="bootstrap", choices=[True, False]),
+    ])
+
+
+def _forest_defaults(bootstrap: bool) -> DefaultsFn:
+    def defaults(classify: bool) -> Config:
+        # scikit-learn's own defaults, so the first trial is the familiar baseline
+        return {"n_estimators": 100, "max_depth": None, "min_samples_leaf": 1,
+                "max_features": "sqrt" if classify else 1.0, "bootstrap": bootstrap}
+    return defaults
+
+
+def _forest_build(classifier: type, regressor: type) -> BuildFn:
+    def build(classify: bool, config: Config, seed: int, needs_proba: bool) -> BaseEstimator:
+        cls = classifier if classify else regressor
+        return cls(**config, random_state=seed, n_jobs=1)
+    return build
+
+
+# histogram gradient boosting ----------------------------------------------------------------
+
+def _hist_gb_space(classify: bool) -> SearchSpace:
+    return SearchSpace(dims=[
+        FloatDim(name="learning_rate", low=0.01, high=0.3, log=True),
+        IntDim(name="max_iter", low=50, high=500, log=True),
+        IntDim(name="max_leaf_nodes", low=8, high=128, log=True),
+        IntDim(name="min_samples_leaf", low=5, high=100, log=True),
+        FloatDim(name="l2_regularization", low=1e-6, high=10.0, log=True),
+    ])
+
+
+def _hist_gb_defaults(classify: bool) -> Config:
+    return {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31,
+            "min_samples_leaf": 20, "l2_regularization": 1e-6}
+
+
+def _hist_gb_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> BaseEstimator:
+    # No early stopping: its random validation split would make fold scores noisy.
+    cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
+    return cls(**config, early_stopping=False, random_state=seed)
+
+
+# support vector machines ----------------------------------------------------------------
+
+def _svm_space(classify: bool) -> SearchSpace:
+    dims: list[Any] = [
+        FloatDim(name="C", low=1e-2, high=1e3, log=True),
+        CategoricalDim(name="gamma_mode", choices=["scale", "value"]),
+        FloatDim(name="gamma", low=1e-4, high=1.0, log=True),
+    ]
+    if not classify:
+        dims.append(FloatDim(name="epsilon", low=1e-3, high=1.0, log=True))
+    return SearchSpace(dims=dims)
+
+
+def _svm_defaults(classify: bool) -> Config:
+    config: Config = {"C": 1.0, "gamma_mode": "scale", "gamma": 0.1}
+    return config if classify else {**config, "epsilon": 0.1}
+
+
+def _svm_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> BaseEstimator:
+    gamma = "scale" if config["gamma_mode"] == "scale" else config["gamma"]
+    if not classify:
+        # A standardised target makes C and epsilon mean the same on every data set.
+        svr = SVR(C=config["C"], gamma=gamma, epsilon=config["epsilon"])
+        return TransformedTargetRegressor(regressor=svr, transformer=StandardScaler())
+    svc = SVC(C=config["C"], gamma=gamma, random_state=seed)
+    # SVC(probability=True) is deprecated since scikit-learn 1.9; this is its replacement.
+    return CalibratedClassifierCV(svc, ensemble=False, cv=3) if needs_proba else svc
+
+
+# k nearest neighbours ---------------------------------------------------------------------
+
+def _knn_space(classify: bool) -> SearchSpace:
+    return SearchSpace(dims=[
+        IntDim(name="n_neighbors", low=1, high=50, log=True),
+        CategoricalDim(name="weights", choices=["uniform", "distance"]),
+        CategoricalDim(name="p", choices=[1, 2]),
+    ])
+
+
+def _knn_defaults(classify: bool) -> Config:
+    return {"n_neighbors": 5, "weights": "uniform", "p": 2}
+
+
+def _knn_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> BaseEstimator:
+    cls = KNeighborsClassifier if classify else KNeighborsRegressor
+    return cls(**config, n_jobs=1)
+
+
+# torch multilayer perceptron --------------------------------------------------------------
+
+def _mlp_space(classify: bool) -> SearchSpace:
+    return SearchSpace(dims=[
+        IntDim(name="hidden_size", low=16, high=512, log=True),
+        IntDim(name="n_layers", low=1, high=3),
+        FloatDim(name="dropout", low=0.0, high=0.5),
+        FloatDim(name="lr", low=1e-4, high=1e-2, log=True),
+        FloatDim(name="weight_decay", low=1e-6, high=1e-2, log=True),
+        CategoricalDim(name="batch_size", choices=[32, 64, 128, 256]),
+        IntDim(name="max_epochs", low=20, high=200, log=True),
+    ])
+
+
+def _mlp_defaults(classify: bool) -> Config:
+    return {"hidden_size": 128, "n_layers": 2, "dropout": 0.1, "lr": 1e-3,
+            "weight_decay": 1e-4, "batch_size": 64, "max_epochs": 100}
+
+
+def _mlp_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> BaseEstimator:
+    cls = TorchMLPClassifier if classify else TorchMLPRegressor
+    return cls(**config, random_state=seed)
+
+
+# the registry -----------------------------------------------------------------------------
+
+ZOO: Mapping[str, ModelEntry] = MappingProxyType({e.name: e for e in [
+    ModelEntry("linear", ALL_TASKS,
+               "logistic regression / ridge: fast, interpretable, strong on few rows",
+               True, None, "low", _linear_space, _linear_defaults, _linear_build),
+    ModelEntry("random_forest", ALL_TASKS,
+               "random forest: robust default for tabular data, little tuning needed",
+               False, None, "medium", _forest_space, _forest_defaults(True),
+               _forest_build(RandomForestClassifier, RandomForestRegressor)),
+    ModelEntry("extra_trees", ALL_TASKS,
+               "extremely randomised trees: like a random forest, faster, lower variance",
+               False, None, "medium", _forest_space, _forest_defaults(False),
+               _forest_build(ExtraTreesClassifier, ExtraTreesRegressor)),
+    ModelEntry("hist_gb", ALL_TASKS,
+               "histogram gradient boosting: usually the most accurate on tabular data",
+               False, None, "medium", _hist_gb_space, _hist_gb_defaults, _hist_gb_build),
+    ModelEntry("svm", ALL_TASKS,
+               "RBF support vector machine: strong on small, dense, scaled data",
+               True, 20_000, "high", _svm_space, _svm_defaults, _svm_build),
+    ModelEntry("knn", ALL_TASKS,
+               "k nearest neighbours: simple local model, good on low-dimensional data",
+               True, 100_000, "low", _knn_space, _knn_defaults, _knn_build),
+    ModelEntry("torch_mlp", ALL_TASKS,
+               "PyTorch multilayer perceptron: flexible, uses a GPU when present",
+               True, None, "high", _mlp_space, _mlp_defaults, _mlp_build),
+]})
+
+
+def get_model(name: str) -> ModelEntry:
+    """Look up a model family by name.
+
+    Args:
+        name: one of the keys of ``ZOO``, e.g. "hist_gb".
+    """
+    if name not in ZOO:
+        raise TaskSpecError(f"unknown model {name!r}; choose one of {', '.join(ZOO)}")
+    return ZOO[name]
+
+
+def models_for(task_type: TaskType) -> list[str]:
+    """Names of the model families that support ``task_type``, in registry order.
+
+    Args:
+        task_type: "binary", "multiclass" or "regression".
+    """
+    return [name for name, entry in ZOO.items() if task_type in entry.task_types]
