@@ -435,6 +435,7 @@ class LLM:
         self.max_reasks = max_reasks
         self.token_budget = token_budget
         self.usage = Usage()
+        self.unavailable = ""  # why the backend failed; later calls fail fast, unrecorded
         self._lock = threading.Lock()
 
     def complete(
@@ -487,6 +488,10 @@ class LLM:
         settings: dict[str, Any],
         agent: str,
     ) -> tuple[ChatReply, float]:
+        if self.unavailable:
+            # One outage, one wait: the remaining agents fall back at once instead of each
+            # spending the backend's full retry schedule.
+            raise LLMUnavailableError(f"skipped, the LLM failed earlier: {self.unavailable}")
         start = time.perf_counter()
         try:
             reply = self.backend.chat(
@@ -497,6 +502,7 @@ class LLM:
             with self._lock:
                 self.usage.failures += 1
                 self.usage.seconds += seconds
+                self.unavailable = str(err)
             self.transcript.write(
                 _record(agent, schema_name, conversation, settings, ChatReply(text=""), seconds)
                 | {"valid": False, "error": str(err), "failed": True}

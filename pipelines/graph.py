@@ -33,8 +33,11 @@ from hyperpilot.tools.evaluate import baseline_score, get_metric
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.types import Budget, Constraints, DataProfile, TaskSpec, TrialRecord
 
-# Tuning stops at this share of --time-limit, leaving the rest for refit and verification.
-TUNING_SHARE_OF_TIME = 0.8
+# Tuning stops this far before --time-limit, leaving time to refit and verify the winner:
+# a share of the limit, but never less than a fixed reserve (a fresh-process reload alone
+# takes a few seconds).
+FINISH_SHARE_OF_TIME = 0.2
+FINISH_RESERVE_SECONDS = 5.0
 
 
 def event(stage: str, decision: Decision[Any] | None = None, message: str = "") -> dict[str, str]:
@@ -232,7 +235,8 @@ def _stop_reason(state: RunState, trials: list[TrialRecord], plan: Plan) -> str:
     limit = state.get("time_limit")
     if limit is None:
         return ""
-    deadline = state["started_at"] + TUNING_SHARE_OF_TIME * limit
+    reserve = max(FINISH_SHARE_OF_TIME * limit, FINISH_RESERVE_SECONDS)
+    deadline = state["started_at"] + limit - reserve
     typical = float(np.median([t.seconds for t in trials]))
     if time.time() + typical > deadline:
         return f"time limit: stopped after {len(trials)} trials ({limit:.0f} s budget)"

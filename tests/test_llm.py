@@ -438,3 +438,16 @@ def test_scripted_fixture_fails_a_test_that_leaves_replies(pytester: pytest.Pyte
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1, errors=1)
     result.stdout.fnmatch_lines(["*2 scripted replies left unused after 0 calls*"])
+
+
+def test_after_an_outage_later_calls_fail_fast_without_the_backend() -> None:
+    class Answer(BaseModel):
+        value: int
+
+    fake = ScriptedLLM([LLMUnavailableError("connection refused")])
+    llm = LLM(fake, transcript=Transcript(None))
+    for _ in range(2):
+        with pytest.raises(LLMUnavailableError):
+            llm.complete([{"role": "user", "content": "x"}], Answer)
+    assert len(fake.calls) == 1 and llm.usage.failures == 1
+    assert len(llm.transcript.records) == 1

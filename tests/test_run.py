@@ -216,3 +216,28 @@ def test_a_recorded_transcript_replays_the_same_run(tmp_path, scripted) -> None:
     assert second["llm"]["calls"] == 7
     replayed = (tmp_path / "b" / "transcript.jsonl").read_text().splitlines()
     assert len(replayed) == 7
+
+
+def test_time_limit_stops_tuning_and_still_verifies(tmp_path) -> None:
+    import time
+
+    started = time.perf_counter()
+    state = run_task("predict the digit", "sklearn:digits", tmp_path / "run", llm_spec="none",
+                     trials=500, time_limit=12, seed=0)
+    elapsed = time.perf_counter() - started
+    assert state["stop_reason"].startswith("time limit") and len(state["trials"]) < 500
+    assert state["status"] == "ok"
+    assert elapsed < 12 + 20  # the finish reserve covers refit and reload on a quiet machine
+
+
+def test_every_trial_is_checkpointed(iris_run: Path) -> None:
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    with sqlite3.connect(iris_run / "checkpoints.sqlite") as connection:
+        saver = SqliteSaver(connection)
+        checkpoints = list(saver.list({"configurable": {"thread_id": "run"}}))
+        latest = saver.get_tuple({"configurable": {"thread_id": "run"}})
+    assert len(checkpoints) >= 8 + 8  # one per trial plus one per other node
+    assert len(latest.checkpoint["channel_values"]["trials"]) == 8

@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes, load_iris
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from threadpoolctl import threadpool_limits
 
 from hyperpilot.tools.errors import TaskSpecError
@@ -74,17 +79,16 @@ def test_random_configs_build_and_fit(name: str, task: TaskType) -> None:
         assert leaf_params(clone(estimator)) == leaf_params(estimator)
 
 
-def test_random_forest_defaults_are_scikit_learns() -> None:
-    entry = get_model("random_forest")
-    for task, reference in [("binary", RandomForestClassifier()),
-                            ("regression", RandomForestRegressor())]:
+@pytest.mark.parametrize(("name", "classifier", "regressor"), [
+    ("random_forest", RandomForestClassifier, RandomForestRegressor),
+    ("extra_trees", ExtraTreesClassifier, ExtraTreesRegressor),
+])
+def test_forest_defaults_are_scikit_learns(name: str, classifier: type, regressor: type) -> None:
+    entry = get_model(name)
+    for task, reference in [("binary", classifier()), ("regression", regressor())]:
         params = entry.build(task, entry.defaults(task), seed=3).get_params()
 
         assert params == {**reference.get_params(), "random_state": 3, "n_jobs": 1}
-
-
-def test_extra_trees_do_not_bootstrap_by_default() -> None:
-    assert get_model("extra_trees").defaults("multiclass")["bootstrap"] is False
 
 
 def test_svm_gives_probabilities_only_when_asked() -> None:

@@ -16,6 +16,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y, column_or_1d
 from torch import nn
 
@@ -47,6 +48,14 @@ def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor
+
+
+def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+          loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def _chunks(n: int, size: int) -> Iterator[slice]:
@@ -115,20 +124,21 @@ class _TorchMLP(BaseEstimator):
             return int(np.random.default_rng().integers(2**31 - 1))
         return int(self.random_state)
 
-    def _split(self, X: np.ndarray, t: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
+    def _holdout(self, X: np.ndarray, t: np.ndarray, seed: int,
+                 device: torch.device) -> list[torch.Tensor]:
+        """Train and validation tensors on ``device``: X_train, X_valid, t_train, t_valid."""
         if len(X) < 20:  # too few rows to hold out: stop on the training loss instead
-            return X, X, t, t
-        stratify = self._stratify(t)
-        try:
-            parts = train_test_split(X, t, test_size=0.1, random_state=seed, stratify=stratify)
-        except ValueError:  # a class too rare to stratify
-            parts = train_test_split(X, t, test_size=0.1, random_state=seed)
-        return tuple(parts)
+            parts = [X, X, t, t]
+        else:
+            try:
+                parts = train_test_split(X, t, test_size=0.1, random_state=seed,
+                                         stratify=self._stratify(t))
+            except ValueError:  # a class too rare to stratify
+                parts = train_test_split(X, t, test_size=0.1, random_state=seed)
+        return [_to_device(part, device) for part in parts]
 
     def _train(self, X: np.ndarray, target: np.ndarray, seed: int, device: torch.device) -> int:
-        X_tr, X_va, t_tr, t_va = self._split(X, target, seed)
-        X_tr, t_tr = _to_device(X_tr, device), _to_device(t_tr, device)
-        X_va, t_va = _to_device(X_va, device), _to_device(t_va, device)
+        X_tr, X_va, t_tr, t_va = self._holdout(X, target, seed, device)
         net = self.module_.to(device)
         optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         amp_dtype = _amp_dtype(device)
@@ -140,20 +150,14 @@ class _TorchMLP(BaseEstimator):
             order = torch.randperm(len(X_tr), generator=generator).to(device)
             net.train()
             for batch in _chunks(len(order), int(self.batch_size)):
-                index = order[batch]
                 with _autocast(device, amp_dtype):
-                    loss = loss_fn(net(X_tr[index]), t_tr[index])
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                    loss = loss_fn(net(X_tr[order[batch]]), t_tr[order[batch]])
+                _step(optimizer, scaler, loss)
             val_loss = self._evaluate(net, loss_fn, X_va, t_va, device, amp_dtype)
             if val_loss < best - 1e-6:
                 best, best_state, stale = val_loss, copy.deepcopy(net.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    break
+            elif (stale := stale + 1) >= self.patience:
+                break
         net.load_state_dict(best_state)
         return epochs
 
@@ -174,8 +178,8 @@ class _TorchMLP(BaseEstimator):
         check_is_fitted(self, "module_")
         X = check_array(X, dtype=np.float32)
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but this model was fitted with "
-                             f"{self.n_features_in_}")
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input")
         self.module_.eval()
         tensor = torch.from_numpy(np.ascontiguousarray(X))
         chunks = _chunks(len(X), _PREDICT_CHUNK)
@@ -208,6 +212,7 @@ class TorchMLPClassifier(ClassifierMixin, _TorchMLP):
         return self
 
     def _encode_target(self, y: np.ndarray) -> np.ndarray:
+        check_classification_targets(y)
         self.label_encoder_ = LabelEncoder().fit(y)
         self.classes_ = self.label_encoder_.classes_
         return self.label_encoder_.transform(y).astype(np.int64)
@@ -228,7 +233,8 @@ class TorchMLPClassifier(ClassifierMixin, _TorchMLP):
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable label for each row of ``X``."""
-        return self.classes_[np.argmax(self._forward(X), axis=1)]
+        logits = self._forward(X)
+        return self.classes_[np.argmax(logits, axis=1)]
 
 
 class TorchMLPRegressor(RegressorMixin, _TorchMLP):
