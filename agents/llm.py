@@ -29,6 +29,12 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from hyperpilot.agents.transcript import (
+    ChatReply,
+    ReplayBackend,
+    Transcript,
+    redact,
+)
 from hyperpilot.tools.errors import (
     BudgetExceeded,
     LLMOutputError,
@@ -45,22 +51,8 @@ DEFAULT_MODEL = "gpt-4o-mini"
 OPENAI_URL = "https://api.openai.com/v1"
 # Local servers (vLLM, llama.cpp, Ollama) ignore the key, but the client wants one.
 _LOCAL_KEY = "not-needed"
-_REDACTED = "[REDACTED]"
-_SECRET_PATTERNS = (
-    re.compile(r"sk-[A-Za-z0-9_-]{10,}"),
-    re.compile(r"(?<=Bearer )[A-Za-z0-9._~+/=-]+"),
-)
-_SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET")
 _STATUS_PREFIX = re.compile(r"^Error code: \d+( - )?")
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
-
-
-class ChatReply(BaseModel):
-    """What a backend returns for one chat call."""
-
-    text: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 class ChatBackend(Protocol):
@@ -109,67 +101,6 @@ class Usage(BaseModel):
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump()
-
-
-# --- secrets -------------------------------------------------------------------------
-
-
-def secrets_from_env(env: Mapping[str, str] | None = None) -> list[str]:
-    """Values of environment variables that look like credentials, longest first."""
-    env = os.environ if env is None else env
-    found = {
-        value
-        for name, value in env.items()
-        if name.upper().endswith(_SECRET_SUFFIXES) and len(value) > 6
-    }
-    return sorted(found, key=len, reverse=True)
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """``text`` with the given secret values and key-shaped strings replaced."""
-    for secret in secrets:
-        text = text.replace(secret, _REDACTED)
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(_REDACTED, text)
-    return text
-
-
-def _redact_tree(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {key: _redact_tree(item, secrets) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_tree(item, secrets) for item in value]
-    return value
-
-
-# --- transcript ----------------------------------------------------------------------
-
-
-class Transcript:
-    """One JSON line per LLM call, secrets stripped; ``path=None`` keeps them in memory.
-
-    Each line is written and flushed when the call ends, so a crash keeps earlier calls.
-    """
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path is not None else None
-        self.records: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Number, redact and store ``record``; return what was stored."""
-        with self._lock:
-            clean = _redact_tree({"call": len(self.records) + 1, **record}, secrets_from_env())
-            self.records.append(clean)
-            if self.path is not None:
-                with self.path.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(clean, ensure_ascii=False) + "\n")
-                    handle.flush()
-            return clean
 
 
 # --- backends ------------------------------------------------------------------------
@@ -313,56 +244,6 @@ class OpenAIBackend:
         if attempts > 1:
             line += f" (after {attempts} attempts)"
         return redact(line, [self._api_key] if self._api_key else [])
-
-
-class ReplayBackend:
-    """Plays the replies of a recorded transcript in order; diverging or running out fails."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.name = f"replay:{self.path}"
-        self._records = self._read(self.path)
-        self._next = 0
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _read(path: Path) -> list[dict[str, Any]]:
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-            return [json.loads(line) for line in lines if line.strip()]
-        except (OSError, ValueError) as err:
-            raise LLMUnavailableError(f"cannot read replay transcript {path}: {err}") from err
-
-    @property
-    def remaining(self) -> int:
-        return len(self._records) - self._next
-
-    def chat(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        schema: dict[str, Any] | None,
-        schema_name: str,
-        settings: dict[str, Any],
-    ) -> ChatReply:
-        with self._lock:
-            if self._next >= len(self._records):
-                raise LLMOutputError(f"replay transcript exhausted after {self._next} calls")
-            record = self._records[self._next]
-            self._next += 1
-        call = self._next
-        if record.get("schema_name") != schema_name:
-            raise LLMOutputError(
-                f"replay diverged at call {call}: expected {record.get('schema_name')!r}, "
-                f"got {schema_name!r}"
-            )
-        if record.get("failed"):
-            raise LLMUnavailableError(f"replayed failure: {record.get('error', '')}")
-        return ChatReply(
-            text=record.get("reply", ""),
-            prompt_tokens=record.get("prompt_tokens", 0),
-            completion_tokens=record.get("completion_tokens", 0),
-        )
 
 
 # --- parsing -------------------------------------------------------------------------

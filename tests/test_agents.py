@@ -20,6 +20,7 @@ from hyperpilot.tools.data import load_table, profile_table
 from hyperpilot.tools.errors import TaskSpecError
 from hyperpilot.tools.space import FloatDim, SearchSpace
 from hyperpilot.tools.types import Budget, Constraints, TaskSpec, TrialRecord, TrialState
+from hyperpilot.tools.zoo import get_model
 
 IRIS_COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
                 "petal width (cm)", "species"]
@@ -167,10 +168,12 @@ def test_model_agent_caps_knn_neighbours_by_rows() -> None:
 
 def test_warm_start_repairs_llm_configs_and_keeps_the_default_first(scripted) -> None:
     profile = profile_table(load_table("sklearn:iris"), "species")
-    space = SearchSpace(dims=[FloatDim(name="C", low=1e-3, high=1e3, log=True)])
-    llm, _ = scripted([{"configs": [{"C": 5000}, {"C": 1.0}, {"gamma": 1}, {"C": 0.01}]}])
+    space = get_model("linear").space("multiclass")
+    llm, _ = scripted([{"configs": [{"C": 5000}, {"C": 1.0}, {"gamma": 1},
+                                    {"C": 0.01, "class_weight": "balanced"}]}])
     configs = warm_start("linear", space, _task(), profile, llm, n=3).value
-    assert configs == [{"C": 1.0}, {"C": 1000.0}, {"C": 0.01}]
+    assert configs == [{"C": 1.0, "class_weight": None}, {"C": 1000.0, "class_weight": None},
+                       {"C": 0.01, "class_weight": "balanced"}]
 
 
 def test_next_family_spreads_trials_by_share() -> None:

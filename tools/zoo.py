@@ -95,40 +95,56 @@ class ModelEntry:
         return self.make_estimator(classify, full, seed, needs_proba)
 
 
+# class weights ------------------------------------------------------------------------------
+# Reweighting classes is what moves recall and F1 on imbalanced data, so every classifier
+# that supports it searches it; ``None`` (the unweighted default) comes first.
+
+def _weighted(dims: list[Any], classify: bool) -> SearchSpace:
+    if classify:
+        dims = [*dims, CategoricalDim(name="class_weight", choices=[None, "balanced"])]
+    return SearchSpace(dims=dims)
+
+
+def _unweighted(config: Config, classify: bool) -> Config:
+    return {**config, "class_weight": None} if classify else config
+
+
 # linear ---------------------------------------------------------------------------------
 
 def _linear_space(classify: bool) -> SearchSpace:
     name = "C" if classify else "alpha"
-    return SearchSpace(dims=[FloatDim(name=name, low=1e-3, high=1e3, log=True)])
+    return _weighted([FloatDim(name=name, low=1e-3, high=1e3, log=True)], classify)
 
 
 def _linear_defaults(classify: bool) -> Config:
-    return {"C": 1.0} if classify else {"alpha": 1.0}
+    return _unweighted({"C": 1.0}, classify) if classify else {"alpha": 1.0}
 
 
 def _linear_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> BaseEstimator:
     if classify:
-        return LogisticRegression(C=config["C"], max_iter=2000, random_state=seed)
+        return LogisticRegression(C=config["C"], class_weight=config["class_weight"],
+                                  max_iter=2000, random_state=seed)
     return Ridge(alpha=config["alpha"], random_state=seed)
 
 
 # random forest and extra trees ------------------------------------------------------------
 
 def _forest_space(classify: bool) -> SearchSpace:
-    return SearchSpace(dims=[
+    return _weighted([
         IntDim(name="n_estimators", low=50, high=500, log=True),
         CategoricalDim(name="max_depth", choices=[None, 4, 8, 16, 32]),
         IntDim(name="min_samples_leaf", low=1, high=20, log=True),
         CategoricalDim(name="max_features", choices=["sqrt", "log2", 0.1, 0.25, 0.5, 0.75, 1.0]),
         CategoricalDim(name="bootstrap", choices=[True, False]),
-    ])
+    ], classify)
 
 
 def _forest_defaults(bootstrap: bool) -> DefaultsFn:
     def defaults(classify: bool) -> Config:
         # scikit-learn's own defaults, so the first trial is the familiar baseline
-        return {"n_estimators": 100, "max_depth": None, "min_samples_leaf": 1,
-                "max_features": "sqrt" if classify else 1.0, "bootstrap": bootstrap}
+        return _unweighted({"n_estimators": 100, "max_depth": None, "min_samples_leaf": 1,
+                            "max_features": "sqrt" if classify else 1.0, "bootstrap": bootstrap},
+                           classify)
     return defaults
 
 
@@ -142,18 +158,18 @@ def _forest_build(classifier: type, regressor: type) -> BuildFn:
 # histogram gradient boosting ----------------------------------------------------------------
 
 def _hist_gb_space(classify: bool) -> SearchSpace:
-    return SearchSpace(dims=[
+    return _weighted([
         FloatDim(name="learning_rate", low=0.01, high=0.3, log=True),
         IntDim(name="max_iter", low=50, high=500, log=True),
         IntDim(name="max_leaf_nodes", low=8, high=128, log=True),
         IntDim(name="min_samples_leaf", low=5, high=100, log=True),
         FloatDim(name="l2_regularization", low=1e-6, high=10.0, log=True),
-    ])
+    ], classify)
 
 
 def _hist_gb_defaults(classify: bool) -> Config:
-    return {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31,
-            "min_samples_leaf": 20, "l2_regularization": 1e-6}
+    return _unweighted({"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31,
+                        "min_samples_leaf": 20, "l2_regularization": 1e-6}, classify)
 
 
 def _hist_gb_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> BaseEstimator:
@@ -172,12 +188,12 @@ def _svm_space(classify: bool) -> SearchSpace:
     ]
     if not classify:
         dims.append(FloatDim(name="epsilon", low=1e-3, high=1.0, log=True))
-    return SearchSpace(dims=dims)
+    return _weighted(dims, classify)
 
 
 def _svm_defaults(classify: bool) -> Config:
     config: Config = {"C": 1.0, "gamma_mode": "scale", "gamma": 0.1}
-    return config if classify else {**config, "epsilon": 0.1}
+    return _unweighted(config, classify) if classify else {**config, "epsilon": 0.1}
 
 
 def _svm_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> BaseEstimator:
@@ -186,7 +202,7 @@ def _svm_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> 
         # A standardised target makes C and epsilon mean the same on every data set.
         svr = SVR(C=config["C"], gamma=gamma, epsilon=config["epsilon"])
         return TransformedTargetRegressor(regressor=svr, transformer=StandardScaler())
-    svc = SVC(C=config["C"], gamma=gamma, random_state=seed)
+    svc = SVC(C=config["C"], gamma=gamma, class_weight=config["class_weight"], random_state=seed)
     # SVC(probability=True) is deprecated since scikit-learn 1.9; this is its replacement.
     return CalibratedClassifierCV(svc, ensemble=False, cv=3) if needs_proba else svc
 
