@@ -64,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a YAML run file of one or many tasks (see README); replaces TASK")
     run.add_argument("--parallel", type=_positive_int, default=1,
                      help="with --file: run this many tasks at once (default 1, in order)")
+    chat = commands.add_parser("chat", help="a conversation: describe, run, ask, refine, predict")
+    chat.add_argument("--data", default=None, help="CSV or Parquet file, or sklearn:NAME")
+    chat.add_argument("--session", default=None,
+                      help="resume the session with this ID (default: a new session)")
+    chat.add_argument("--llm", default=None, help="none, openai:MODEL or replay:PATH (as for run)")
+    chat.add_argument("--trials", type=_positive_int, default=None,
+                      help="trial budget of the session's runs (default 20)")
+    chat.add_argument("--runs", type=Path, default=Path("runs"),
+                      help="folder for sessions and their runs (default: runs)")
     predict = commands.add_parser("predict", help="predict new rows with a finished run")
     predict.add_argument("run_dir", type=Path, help="a run folder written by 'hyperpilot run'")
     predict.add_argument("--data", required=True, help="CSV or Parquet file of rows to predict")
@@ -81,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="hyperpilot: %(levelname)s: %(message)s")
     try:
+        if args.command == "chat":
+            return _chat(args)
         return _run(args) if args.command == "run" else _predict(args)
     except HyperpilotError as err:
         print(f"hyperpilot: error: {err}", file=sys.stderr)
@@ -127,6 +138,12 @@ def _run_file(args: argparse.Namespace) -> int:
         print(f"hyperpilot: error: {len(failed)} of {len(outcomes)} tasks failed: "
               f"{', '.join(failed)}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from hyperpilot.pipelines.chat_repl import run_chat
+
+    return run_chat(args.data, args.session, args.llm, args.trials, args.runs)
 
 
 def _log_trace(out: Path) -> None:

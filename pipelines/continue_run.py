@@ -74,6 +74,18 @@ def _graph(run_dir: Path, llm: Any, progress: Callable[[str], None],
         connection.close()
 
 
+def checkpointed_trials(run_dir: Path) -> int:
+    """How many finished trials the run's checkpoint holds (0 when there is none)."""
+    if not (run_dir / "checkpoints.sqlite").exists():
+        return 0
+    connection = sqlite3.connect(run_dir / "checkpoints.sqlite")
+    try:
+        latest = SqliteSaver(connection).get_tuple(CONFIG)
+    finally:
+        connection.close()
+    return len(latest.checkpoint["channel_values"].get("trials", [])) if latest else 0
+
+
 def _checkpointed(saver: SqliteSaver) -> dict[str, Any]:
     latest = saver.get_tuple(CONFIG)
     values = dict(latest.checkpoint["channel_values"]) if latest else {}
