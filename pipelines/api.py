@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import joblib
 import pandas as pd
@@ -20,7 +20,7 @@ from hyperpilot.tools.data import checked_table
 from hyperpilot.tools.errors import DataError, TaskSpecError
 
 log = logging.getLogger(__name__)
-DataSource = str | Path | pd.DataFrame
+DataSource: TypeAlias = str | Path | pd.DataFrame
 
 
 @dataclass(frozen=True)

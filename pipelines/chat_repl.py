@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -67,7 +68,7 @@ def _loop(chat: Chat, history: Path, console: Console) -> None:
             return
 
 
-def _readline(history: Path) -> object | None:
+def _readline(history: Path) -> Any:
     try:
         import readline
     except ImportError:  # not on every platform; the chat works without history

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
@@ -58,7 +59,7 @@ class SessionStore:
         graph.add_edge(START, "turn")
         graph.add_edge("turn", END)
         self._graph = graph.compile(checkpointer=SqliteSaver(self._connection))
-        self._config = {"configurable": {"thread_id": session_id}}
+        self._config: RunnableConfig = {"configurable": {"thread_id": session_id}}
 
     @property
     def state(self) -> ChatState:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from threadpoolctl import threadpool_limits
@@ -30,7 +31,7 @@ from hyperpilot.tools.data import load_table
 from hyperpilot.tools.errors import DataError, TaskSpecError
 from hyperpilot.tools.types import DataProfile, TaskSpec
 
-CONFIG = {"configurable": {"thread_id": "run"}}
+CONFIG: RunnableConfig = {"configurable": {"thread_id": "run"}}
 
 
 def continue_run(run_dir: Path, *, more: int = 0, family: str | None = None,
@@ -56,7 +57,8 @@ def continue_run(run_dir: Path, *, more: int = 0, family: str | None = None,
         graph.update_state(CONFIG, update, as_node="model")
         budget = update["trials_budget"] - len(values.get("trials", []))
         with threadpool_limits(limits=threads_for(len(ctx.frame))):
-            return dict(graph.invoke(None, {**CONFIG, "recursion_limit": 2 * budget + 50}))
+            limit: RunnableConfig = {**CONFIG, "recursion_limit": 2 * budget + 50}
+            return dict(graph.invoke(None, limit))
 
 
 @contextmanager
@@ -98,7 +100,11 @@ def _table(values: dict[str, Any], frame: pd.DataFrame | None) -> pd.DataFrame:
     if frame is None:
         if values["source"].startswith("DataFrame"):
             raise DataError("this run's data came from a DataFrame; pass it again as frame=")
-        frame = load_table(values["source"])
+        try:
+            frame = load_table(values["source"])
+        except DataError as err:
+            raise DataError(f"cannot reload the run's data ({err}); pass the table as frame=") \
+                from None
     profile = values["profile"]
     needed = [*profile["features"], profile["target"]]
     if len(frame) != profile["n_rows"] or any(c not in frame.columns for c in needed):
@@ -174,6 +180,11 @@ def _search(families: list[str], task: TaskSpec, profile: DataProfile, values: d
 
 
 def _without_columns(profile: DataProfile, drop: list[str]) -> DataProfile:
+    already = {c: profile.dropped.get(c) or profile.leakage.get(c) for c in drop
+               if c in profile.dropped or c in profile.leakage}
+    if already:
+        reasons = "; ".join(f"'{c}' ({why})" for c, why in already.items())
+        raise TaskSpecError(f"already left out of this run: {reasons}")
     unknown = [c for c in drop if c not in profile.features]
     if unknown:
         raise TaskSpecError(f"{unknown} not among the features in use: {profile.features}")

@@ -11,6 +11,7 @@ import pytest
 
 from hyperpilot.pipelines.continue_run import continue_run
 from hyperpilot.pipelines.run import run_task
+from hyperpilot.tools.data import load_table
 from hyperpilot.tools.errors import DataError, TaskSpecError
 
 TASK = "predict the species, optimise macro F1"
@@ -64,17 +65,25 @@ def test_without_a_column_starts_a_new_plan_on_the_other_features(tmp_path: Path
     assert "petal width (cm)" not in used and "petal length (cm)" in used
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"more": 1, "family": "astrology"}, TaskSpecError, "'astrology' cannot be used"),
-    ({"drop": ["colour"]}, TaskSpecError, "['colour'] not among the features"),
-    ({"more": -1}, TaskSpecError, "zero or more"),
-])
-def test_bad_continuations_say_what_is_wrong(kwargs, error, message, tmp_path: Path) -> None:
+def test_bad_continuations_say_what_is_wrong_and_change_nothing(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    run_task(TASK, "sklearn:iris", out, llm_spec="none", trials=1)
+    frame = load_table("sklearn:iris")
+    frame["id"] = range(len(frame))
+    run_task(TASK, "iris with ids", out, llm_spec="none", trials=1, frame=frame)
     before = (out / "result.json").read_text()
-    with pytest.raises(error, match=message.replace("[", r"\[").replace("]", r"\]")):
-        continue_run(out, llm_spec="none", **kwargs)
+    for kwargs, message in [
+        ({"more": 1, "family": "astrology"}, "'astrology' cannot be used"),
+        ({"drop": ["colour"]}, "['colour'] not among the features"),
+        ({"drop": ["id"]}, "already left out of this run: 'id' (identifier"),
+        ({"more": -1}, "zero or more"),
+    ]:
+        with pytest.raises(TaskSpecError) as caught:
+            continue_run(out, llm_spec="none", frame=frame, **kwargs)
+        assert message in str(caught.value)
+    with pytest.raises(DataError, match="cannot reload the run's data .data file not found"):
+        continue_run(out, more=1, llm_spec="none")
+    with pytest.raises(DataError, match="has changed since the run"):
+        continue_run(out, more=1, llm_spec="none", frame=frame.head(100))
     assert (out / "result.json").read_text() == before
 
 
