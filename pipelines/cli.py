@@ -107,6 +107,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.file is not None or args.task is None:
         return _run_file(args)
+    if args.parallel != 1:
+        raise HyperpilotError("--parallel runs the tasks of a --file; one TASK runs alone")
     if args.data is None:
         raise HyperpilotError("no data given; pass --data FILE.csv or --data sklearn:NAME")
     out = args.out or default_out_dir(args.task)
@@ -131,6 +133,11 @@ def _run_file(args: argparse.Namespace) -> int:
         raise HyperpilotError("no task given; pass TASK_TEXT --data SOURCE, or --file runs.yaml")
     if args.task is not None:
         raise HyperpilotError("give either TASK_TEXT or --file, not both")
+    given = [f"--{name.replace('_', '-')}" for name in ("data", "out", "llm", "time_limit")
+             if getattr(args, name) is not None]
+    if given:
+        raise HyperpilotError(f"with --file, set {', '.join(given)} in the file "
+                              "(per task or under defaults:)")
     outcomes = run_file(args.file, parallel=args.parallel)
     print(summary_table(outcomes), flush=True)
     failed = [o.name for o in outcomes if o.status != "ok"]

@@ -84,6 +84,8 @@ def test_a_file_that_cannot_be_read_is_one_line_and_exit_2(text, message, tmp_pa
     (["run"], "no task given"),
     (["run", "predict y", "--file", "runs.yaml"], "either TASK_TEXT or --file"),
     (["run", "--file", "nope.yaml"], "run file not found: nope.yaml"),
+    (["run", "--file", "r.yaml", "--data", "x.csv"], "with --file, set --data in the file"),
+    (["run", "predict y", "--data", "x.csv", "--parallel", "2"], "--parallel runs the tasks"),
 ])
 def test_command_line_misuse_is_one_line(args, message, capsys) -> None:
     assert main(args) == 2
