@@ -90,3 +90,17 @@ def test_bad_continuations_say_what_is_wrong_and_change_nothing(tmp_path: Path) 
 def test_a_folder_without_a_run_cannot_be_continued(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no hyperpilot run to continue"):
         continue_run(tmp_path, more=1, llm_spec="none")
+
+
+def test_a_family_the_plan_left_out_gets_its_space_from_the_agents(tmp_path: Path,
+                                                                    scripted) -> None:
+    out = tmp_path / "run"
+    run_task(TASK, "sklearn:iris", out, llm_spec="none", trials=1)
+    llm, fake = scripted([("SpaceDraft", {"narrow": []}),
+                          ("WarmStartDraft", {"configs": [{"learning_rate": 0.05}]}),
+                          ("Review", {"concerns": [], "summary": "fine"})])
+    state = continue_run(out, more=2, family="hist_gb", llm=llm)
+    assert [t["model"] for t in state["trials"]] == ["random_forest", "hist_gb", "hist_gb"]
+    assert state["trials"][2]["config"]["learning_rate"] == 0.05  # the LLM's warm start
+    assert "hist_gb" in state["spaces"] and state["plan"]["trials"]["hist_gb"] == 2
+    assert "continue [tools]: 2 more trials for hist_gb" in (out / "report.md").read_text()
