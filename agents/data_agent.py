@@ -55,11 +55,19 @@ def _column_cards(frame: pd.DataFrame) -> list[dict[str, object]]:
              "examples": [str(v) for v in frame[c].dropna().unique()[:3]]} for c in frame.columns]
 
 
-def infer_target_rules(frame: pd.DataFrame) -> str:
-    """The rule-based guess: a conventionally named column, else the last usable column."""
+def conventional_target(frame: pd.DataFrame) -> str | None:
+    """The first column named like a target ("label", "churn", "is_fraud", ...), or ``None``."""
     for col in frame.columns:
         if _TARGET_NAMES.match(str(col)) and frame[col].nunique() >= 2:
             return str(col)
+    return None
+
+
+def infer_target_rules(frame: pd.DataFrame) -> str:
+    """The rule-based guess: a conventionally named column, else the last usable column."""
+    named = conventional_target(frame)
+    if named is not None:
+        return named
     for col in reversed(frame.columns):
         if column_kind(frame[col]) in ("numeric", "categorical", "boolean"):
             return str(col)

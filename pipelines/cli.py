@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="train and verify a model for a task written in words")
-    run.add_argument("task", help='e.g. "predict the species of iris flowers, optimise macro F1"')
+    run.add_argument("task", nargs="?", default=None,
+                     help='e.g. "predict the species of iris flowers, optimise macro F1" '
+                          "(leave out with --file)")
     run.add_argument("--data", default=None,
                      help="CSV or Parquet file, or sklearn:NAME (iris, wine, breast_cancer, "
                           "digits, diabetes)")
@@ -58,6 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--time-limit", type=_positive_float, default=None,
                      help="wall-clock seconds for the whole run (default: no limit)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--file", type=Path, default=None,
+                     help="a YAML run file of one or many tasks (see README); replaces TASK")
+    run.add_argument("--parallel", type=_positive_int, default=1,
+                     help="with --file: run this many tasks at once (default 1, in order)")
+    chat = commands.add_parser("chat", help="a conversation: describe, run, ask, refine, predict")
+    chat.add_argument("--data", default=None, help="CSV or Parquet file, or sklearn:NAME")
+    chat.add_argument("--session", default=None,
+                      help="resume the session with this ID (default: a new session)")
+    chat.add_argument("--llm", default=None, help="none, openai:MODEL or replay:PATH (as for run)")
+    chat.add_argument("--trials", type=_positive_int, default=None,
+                      help="trial budget of the session's runs (default 20)")
+    chat.add_argument("--runs", type=Path, default=Path("runs"),
+                      help="folder for sessions and their runs (default: runs)")
     predict = commands.add_parser("predict", help="predict new rows with a finished run")
     predict.add_argument("run_dir", type=Path, help="a run folder written by 'hyperpilot run'")
     predict.add_argument("--data", required=True, help="CSV or Parquet file of rows to predict")
@@ -75,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="hyperpilot: %(levelname)s: %(message)s")
     try:
+        if args.command == "chat":
+            return _chat(args)
         return _run(args) if args.command == "run" else _predict(args)
     except HyperpilotError as err:
         print(f"hyperpilot: error: {err}", file=sys.stderr)
@@ -88,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from hyperpilot.pipelines.run import default_out_dir, run_task
 
+    if args.file is not None or args.task is None:
+        return _run_file(args)
+    if args.parallel != 1:
+        raise HyperpilotError("--parallel runs the tasks of a --file; one TASK runs alone")
     if args.data is None:
         raise HyperpilotError("no data given; pass --data FILE.csv or --data sklearn:NAME")
     out = args.out or default_out_dir(args.task)
@@ -103,6 +124,33 @@ def _run(args: argparse.Namespace) -> int:
               f"(traceback in {out / 'hyperpilot.log'})", file=sys.stderr)
         return EXIT_FAILED
     return _summarise(state, out)
+
+
+def _run_file(args: argparse.Namespace) -> int:
+    from hyperpilot.pipelines.batch import run_file, summary_table
+
+    if args.file is None:
+        raise HyperpilotError("no task given; pass TASK_TEXT --data SOURCE, or --file runs.yaml")
+    if args.task is not None:
+        raise HyperpilotError("give either TASK_TEXT or --file, not both")
+    given = [f"--{name.replace('_', '-')}" for name in ("data", "out", "llm", "time_limit")
+             if getattr(args, name) is not None]
+    if given:
+        raise HyperpilotError(f"with --file, set {', '.join(given)} in the file "
+                              "(per task or under defaults:)")
+    outcomes = run_file(args.file, parallel=args.parallel)
+    print(summary_table(outcomes), flush=True)
+    failed = [o.name for o in outcomes if o.status != "ok"]
+    if failed:
+        print(f"hyperpilot: error: {len(failed)} of {len(outcomes)} tasks failed: "
+              f"{', '.join(failed)}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from hyperpilot.pipelines.chat_repl import run_chat
+
+    return run_chat(args.data, args.session, args.llm, args.trials, args.runs)
 
 
 def _log_trace(out: Path) -> None:

@@ -35,7 +35,8 @@ def finalize_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     task = TaskSpec.model_validate(state["task"])
     profile = DataProfile.model_validate(state["profile"])
     trials = [TrialRecord.model_validate(t) for t in state["trials"]]
-    best = best_trial(trials, task.direction)
+    # Only the current plan's trials were trained on the current features.
+    best = best_trial([t for t in trials if t.plan_id == state["plan"]["id"]], task.direction)
     ctx.progress(f"[select] {best.model} (trial #{best.number}) with CV {task.metric} "
                  f"{best.score:.4f}; refitting on {len(state['split']['train'])} rows")
     data = ctx.training(state)

@@ -197,15 +197,18 @@ def tune_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     profile = DataProfile.model_validate(state["profile"])
     plan = Plan.model_validate(state["plan"])
     history = [TrialRecord.model_validate(t) for t in state.get("trials", [])]
-    family = next_family(plan.trials, history)
+    # A continued run may hold trials of an earlier plan (other features): they stay on
+    # record, but this plan's schedule and searches count only its own trials.
+    current = [t for t in history if t.plan_id == plan.id]
+    family = next_family(plan.trials, current)
     if family is None:
-        return {"stop_reason": f"all {len(history)} planned trials done"}
+        return {"stop_reason": f"all {len(current)} planned trials done"}
     space = SearchSpace.model_validate(state["spaces"][family])
     record = run_trial(family, space, state["warm"][family], history, task, profile,
                        ctx.training(state), state["seed"], plan.id)
     _show_trial(ctx, record, history, task)
     update: dict[str, Any] = {"trials": [record.model_dump(mode="json")]}
-    stop = _stop_reason(state, history + [record], plan)
+    stop = _stop_reason(state, current + [record], plan)
     if stop:
         update["stop_reason"] = stop
     return update

@@ -19,14 +19,14 @@ def llm_usage(ctx: RunContext) -> dict[str, Any]:
 
 def trial_rows(state: RunState) -> list[dict[str, Any]]:
     keep = ("number", "model", "config", "score", "state", "seconds", "fold_scores", "sampler",
-            "error")
+            "error", "plan_id")
     return [{k: t.get(k) for k in keep} for t in state.get("trials", [])]
 
 
 def leaderboard(state: RunState) -> pd.DataFrame:
     """Trials ranked best first by mean CV score; failed trials last."""
     rows = trial_rows(state)
-    columns = ["rank", "trial", "model", "score", "cv_std", "seconds", "state", "config"]
+    columns = ["rank", "trial", "model", "score", "cv_std", "seconds", "state", "config", "plan"]
     if not rows:
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame({
@@ -35,6 +35,7 @@ def leaderboard(state: RunState) -> pd.DataFrame:
         "cv_std": [pd.Series(r["fold_scores"] or [float("nan")]).std(ddof=0) for r in rows],
         "seconds": [round(r["seconds"], 3) for r in rows], "state": [r["state"] for r in rows],
         "config": [json.dumps(r["config"], sort_keys=True) for r in rows],
+        "plan": [r.get("plan_id") or "" for r in rows],
     })
     ascending = state["task"]["direction"] == "minimize"
     frame = frame.sort_values(["score", "trial"], ascending=[ascending, True], na_position="last")

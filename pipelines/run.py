@@ -66,16 +66,17 @@ def prepare_out_dir(out: Path) -> bool:
 def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, trials: int = 30,
              time_limit: float | None = None, seed: int = 0,
              progress: Callable[[str], None] = lambda line: None,
-             llm: LLMClient | None = None) -> dict[str, Any]:
+             llm: LLMClient | None = None, frame: pd.DataFrame | None = None) -> dict[str, Any]:
     """Run one task end to end and return the final state; the run folder holds the artifacts.
 
-    ``llm`` (an already built client) takes the place of ``llm_spec``. Bad input raises a
-    ``HyperpilotError`` before anything is written to ``out``.
+    ``llm`` (an already built client) takes the place of ``llm_spec``; ``frame`` (a table
+    already in memory) takes the place of loading ``source``, which then only names it. Bad
+    input raises a ``HyperpilotError`` before anything is written to ``out``.
     """
     if not text.strip():
         raise TaskSpecError("the task text is empty; say what to predict")
     check_options(trials, time_limit)
-    frame = load_table(source)
+    frame = load_table(source) if frame is None else frame
     if llm is None:
         llm, described = make_llm(llm_spec, transcript_path=out / "transcript.jsonl")
     else:
@@ -115,15 +116,18 @@ def _cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def predict(run_dir: Path, source: str) -> pd.DataFrame:
-    """Predictions of a saved run on new rows: the rows' ``prediction`` (and class probabilities)."""
+def predict(run_dir: Path, source: str | pd.DataFrame) -> pd.DataFrame:
+    """Predictions of a saved run on new rows: the rows' ``prediction`` (and class probabilities).
+
+    ``source`` is a file, ``sklearn:NAME`` or a DataFrame of rows.
+    """
     model_path = run_dir / "model.joblib"
     if not model_path.exists():
         raise DataError(f"{run_dir} holds no model.joblib; is it a finished hyperpilot run?")
     import json
 
     result = json.loads((run_dir / "result.json").read_text())
-    frame = load_table(source)
+    frame = load_table(source) if isinstance(source, str) else source
     missing = [f for f in result.get("features", []) if f not in frame.columns]
     if missing:
         raise DataError(f"the data lacks columns the model needs: {missing}")

@@ -36,11 +36,24 @@ def load_table(source: str) -> pd.DataFrame:
         frame = _load_bundled(source.split(":", 1)[1])
     else:
         frame = _load_file(Path(source).expanduser())
+    return checked_table(frame, source)
+
+
+def checked_table(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``frame`` checked as a run's table (rows, columns, unique names), with string column names.
+
+    Args:
+        frame: the table, e.g. one a caller already holds in memory (it is not modified).
+        name: how error messages name the table.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{name} is a {type(frame).__name__}, not a pandas DataFrame")
     if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise DataError(f"{source} holds no rows or no columns")
-    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+        raise DataError(f"{name} holds no rows or no columns")
+    duplicated = frame.columns[frame.columns.astype(str).duplicated()].tolist()
     if duplicated:
-        raise DataError(f"{source} has duplicate column names: {duplicated}")
+        raise DataError(f"{name} has duplicate column names: {duplicated}")
+    frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
     return frame
 

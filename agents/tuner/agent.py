@@ -92,7 +92,7 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
               task: TaskSpec, profile: DataProfile, data: TrainingData, seed: int,
               plan_id: str = "") -> TrialRecord:
     """Ask the family's study for one configuration, train it with CV, and tell the result."""
-    own = [r for r in history if r.model == family]
+    own = [r for r in history if r.model == family and r.plan_id == plan_id]
     rng = np.random.default_rng([seed, len(history)])
     study = Study(space, task.direction, make_sampler("gp"), rng, model=family, plan_id=plan_id,
                   history=own, first_number=len(history))

@@ -1,0 +1,119 @@
+"""The Python API: ``hyperpilot.run(task, data=...)`` and ``hyperpilot.load(run_dir)``.
+
+Both go through the same graph and the same run folder as ``hyperpilot run``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import joblib
+import pandas as pd
+
+from hyperpilot.pipelines.run import default_out_dir, predict, run_task
+from hyperpilot.tools.data import checked_table
+from hyperpilot.tools.errors import DataError, TaskSpecError
+
+log = logging.getLogger(__name__)
+DataSource: TypeAlias = str | Path | pd.DataFrame
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: the fitted pipeline, the leaderboard and the holdout score.
+
+    ``verified`` is True when every verification check passed; ``result`` holds the whole
+    ``result.json``.
+    """
+
+    run_dir: Path
+    pipeline: Any
+    leaderboard: pd.DataFrame = field(repr=False)
+    holdout_score: float
+    metric: str
+    verified: bool
+    result: dict[str, Any] = field(repr=False)
+
+    @property
+    def best_model(self) -> str:
+        """The winning model family, e.g. ``"random_forest"``."""
+        return str(self.result["best"]["model"])
+
+    @property
+    def cv_score(self) -> float:
+        """The winner's mean cross-validated score on the training rows."""
+        return float(self.result["best"]["cv_score"])
+
+    def predict(self, data: DataSource) -> pd.DataFrame:
+        """Predictions on new rows (a file, ``sklearn:NAME`` or a DataFrame): a ``prediction``
+        column, and ``proba_<class>`` columns for classifiers."""
+        if isinstance(data, pd.DataFrame):
+            return predict(self.run_dir, checked_table(data, "the DataFrame"))
+        return predict(self.run_dir, str(data))
+
+
+def run(task: str, data: DataSource, *, out: str | Path | None = None, llm: Any = None,
+        trials: int = 30, time_limit: float | None = None, seed: int = 0,
+        progress: Callable[[str], None] | None = None) -> RunResult:
+    """Train, verify and save a model for ``task`` (plain language) on ``data``.
+
+    Args:
+        task: what to predict and how to judge it, e.g. "predict species, optimise macro F1".
+        data: a CSV or Parquet path, ``"sklearn:NAME"`` or a pandas DataFrame.
+        out: the run folder (default ``runs/<task>-<time>``); an earlier run there is replaced,
+            any other non-empty folder is refused.
+        llm: ``"none"``, ``"openai:MODEL"``, ``"replay:PATH"``, an ``LLMClient``, or ``None``
+            for the environment's default.
+        trials: model trainings in all (each a cross-validation).
+        time_limit: wall seconds for the whole run.
+        seed: the random seed.
+        progress: called with each progress line (default: logged at INFO).
+
+    Raises ``TaskSpecError`` when the request check rejects the task, ``DataError`` for data
+    that cannot be used; a run whose model fails verification returns with ``verified=False``.
+    """
+    folder = Path(out) if out is not None else default_out_dir(task)
+    options: dict[str, Any] = {"trials": trials, "time_limit": time_limit, "seed": seed,
+                               "progress": progress or log.info}
+    if isinstance(llm, str) or llm is None:
+        options["llm_spec"] = llm
+    else:
+        options["llm"] = llm
+    source, frame = _source(data)
+    state = run_task(task, source, folder, frame=frame, **options)
+    if state.get("status") == "rejected":
+        reasons = "; ".join(state["verification"]["request"]["reasons"])
+        raise TaskSpecError(f"request check failed: {reasons}")
+    return load(folder)
+
+
+def _source(data: DataSource) -> tuple[str, pd.DataFrame | None]:
+    if isinstance(data, pd.DataFrame):
+        frame = checked_table(data, "the DataFrame")
+        return f"DataFrame ({len(frame)} rows x {frame.shape[1]} columns)", frame
+    if isinstance(data, str | Path):
+        return str(data), None
+    raise DataError(f"data must be a path, 'sklearn:NAME' or a pandas DataFrame, "
+                    f"not {type(data).__name__}")
+
+
+def load(run_dir: str | Path) -> RunResult:
+    """The ``RunResult`` of a finished run folder, read back from its files."""
+    folder = Path(run_dir)
+    paths = {name: folder / name for name in ("result.json", "model.joblib", "leaderboard.csv")}
+    missing = [name for name, path in paths.items() if not path.is_file()]
+    if missing:
+        raise DataError(f"{folder} is not a finished hyperpilot run (missing {', '.join(missing)})")
+    result = json.loads(paths["result.json"].read_text())
+    if not result.get("holdout"):
+        raise DataError(f"{folder} holds a run that stopped before a model was chosen")
+    return RunResult(run_dir=folder, pipeline=joblib.load(paths["model.joblib"]),
+                     leaderboard=pd.read_csv(paths["leaderboard.csv"]),
+                     holdout_score=float(result["holdout"]["score"]),
+                     metric=str(result["holdout"]["metric"]),
+                     verified=result.get("status") == "ok", result=result)

@@ -1,0 +1,206 @@
+"""Continuing a run in its own folder: more trials, or a search without some columns.
+
+The run's LangGraph checkpoint is the record: finished trials are read from it and never
+run again. The state is amended as if the model node had just run, and the graph goes on
+from the tuner, then refits, verifies and rewrites the folder's files.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph.state import CompiledStateGraph
+from threadpoolctl import threadpool_limits
+
+from hyperpilot.agents.llm import LLMClient, make_llm
+from hyperpilot.agents.model_agent import choose_space
+from hyperpilot.agents.planner import FamilyPlan, Plan, eligible_families
+from hyperpilot.agents.tuner.agent import warm_start
+from hyperpilot.pipelines.graph import build_graph, event
+from hyperpilot.pipelines.run import MARKER, _cuda, threads_for
+from hyperpilot.pipelines.state import RunContext
+from hyperpilot.tools.data import load_table
+from hyperpilot.tools.errors import DataError, TaskSpecError
+from hyperpilot.tools.types import DataProfile, TaskSpec
+
+CONFIG: RunnableConfig = {"configurable": {"thread_id": "run"}}
+
+
+def continue_run(run_dir: Path, *, more: int = 0, family: str | None = None,
+                 drop: list[str] | tuple[str, ...] = (), llm_spec: str | None = None,
+                 llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
+                 progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """Continue the run in ``run_dir`` and return its new final state.
+
+    ``more`` trials are added (all to ``family`` when given, else spread over the plan);
+    ``drop`` names feature columns to leave out, which starts a new plan on the remaining
+    features with the same budget (or ``more``) while the earlier trials stay on record.
+    With neither, an interrupted run finishes its planned trials. ``frame`` replaces
+    reloading the run's data source (needed for runs made from a DataFrame).
+    """
+    if more < 0:
+        raise TaskSpecError(f"more trials must be zero or more, got {more}")
+    if not (run_dir / MARKER).exists() or not (run_dir / "checkpoints.sqlite").exists():
+        raise DataError(f"{run_dir} holds no hyperpilot run to continue")
+    if llm is None:
+        llm, _ = make_llm(llm_spec, transcript_path=run_dir / "transcript.jsonl")
+    with _graph(run_dir, llm, progress, frame) as (graph, ctx, values):
+        update = amend(values, ctx, more=more, family=family, drop=list(drop))
+        graph.update_state(CONFIG, update, as_node="model")
+        budget = update["trials_budget"] - len(values.get("trials", []))
+        with threadpool_limits(limits=threads_for(len(ctx.frame))):
+            limit: RunnableConfig = {**CONFIG, "recursion_limit": 2 * budget + 50}
+            return dict(graph.invoke(None, limit))
+
+
+@contextmanager
+def _graph(run_dir: Path, llm: Any, progress: Callable[[str], None],
+           frame: pd.DataFrame | None) -> Iterator[tuple[CompiledStateGraph, RunContext,
+                                                         dict[str, Any]]]:
+    connection = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
+    try:
+        saver = SqliteSaver(connection)
+        values = _checkpointed(saver)
+        table = _table(values, frame)
+        ctx = RunContext(frame=table, out_dir=run_dir, llm=llm, progress=progress, cuda=_cuda())
+        yield build_graph(ctx).compile(checkpointer=saver), ctx, values
+    finally:
+        connection.close()
+
+
+def checkpointed_trials(run_dir: Path) -> int:
+    """How many finished trials the run's checkpoint holds (0 when there is none)."""
+    if not (run_dir / "checkpoints.sqlite").exists():
+        return 0
+    connection = sqlite3.connect(run_dir / "checkpoints.sqlite")
+    try:
+        latest = SqliteSaver(connection).get_tuple(CONFIG)
+    finally:
+        connection.close()
+    return len(latest.checkpoint["channel_values"].get("trials", [])) if latest else 0
+
+
+def _checkpointed(saver: SqliteSaver) -> dict[str, Any]:
+    latest = saver.get_tuple(CONFIG)
+    values = dict(latest.checkpoint["channel_values"]) if latest else {}
+    if "spaces" not in values:
+        raise DataError("this run stopped before its plan was made; start a new run instead")
+    return values
+
+
+def _table(values: dict[str, Any], frame: pd.DataFrame | None) -> pd.DataFrame:
+    if frame is None:
+        if values["source"].startswith("DataFrame"):
+            raise DataError("this run's data came from a DataFrame; pass it again as frame=")
+        try:
+            frame = load_table(values["source"])
+        except DataError as err:
+            raise DataError(f"cannot reload the run's data ({err}); pass the table as frame=") \
+                from None
+    profile = values["profile"]
+    needed = [*profile["features"], profile["target"]]
+    if len(frame) != profile["n_rows"] or any(c not in frame.columns for c in needed):
+        raise DataError(f"the data at {values['source']} has changed since the run "
+                        f"({len(frame)} rows now, {profile['n_rows']} then); start a new run")
+    return frame
+
+
+def amend(values: dict[str, Any], ctx: RunContext, *, more: int, family: str | None,
+          drop: list[str]) -> dict[str, Any]:
+    """The state update that continues the run: new plan, spaces, budget, an event."""
+    task = TaskSpec.model_validate(values["task"])
+    profile = DataProfile.model_validate(values["profile"])
+    plan = Plan.model_validate(values["plan"])
+    update: dict[str, Any] = {"stop_reason": "", "started_at": time.time()}
+    if drop:
+        profile = _without_columns(profile, drop)
+        trials = _spread(plan, more or sum(plan.trials.values()), reset=True)
+        plan = plan.model_copy(update={"id": _next_plan_id(values), "trials": trials,
+                                       "families": [f for f in plan.families if f.name in trials]})
+        update["profile"] = profile.model_dump()
+        spaces, warm = _search(list(plan.trials), task, profile, values, ctx)
+        what = f"without {', '.join(drop)}: a new search, {sum(plan.trials.values())} trials"
+    else:
+        plan, spaces, warm = _with_more(plan, more, family, task, profile, values, ctx)
+        what = f"{more} more trials" + (f" for {family}" if family else "")
+    added = sum(plan.trials.values()) - _done(values, plan.id)
+    total = len(values.get("trials", [])) + max(added, 0)
+    task = task.model_copy(update={"budget": task.budget.model_copy(update={"trials": total})})
+    ctx.progress(f"[continue] {what}; {len(values.get('trials', []))} finished trials kept")
+    return {**update, "plan": plan.model_dump(), "spaces": spaces, "warm": warm,
+            "task": task.model_dump(), "trials_budget": total,
+            "events": [event("continue", None, what)]}
+
+
+def _with_more(plan: Plan, more: int, family: str | None, task: TaskSpec, profile: DataProfile,
+               values: dict[str, Any], ctx: RunContext) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
+    spaces, warm = dict(values["spaces"]), dict(values["warm"])
+    if family is None:
+        return plan.model_copy(update={"trials": _spread(plan, more)}), spaces, warm
+    eligible = eligible_families(task, profile, ctx.cuda)
+    if family not in eligible:
+        raise TaskSpecError(f"'{family}' cannot be used for this task; choose one of {eligible}")
+    families, trials = list(plan.families), dict(plan.trials)
+    if family not in trials:
+        families.append(FamilyPlan(name=family, share=1.0, reason="asked for in a continuation"))
+        new_spaces, new_warm = _search([family], task, profile, values, ctx)
+        spaces, warm = {**spaces, **new_spaces}, {**warm, **new_warm}
+    trials[family] = trials.get(family, 0) + more
+    return plan.model_copy(update={"families": families, "trials": trials}), spaces, warm
+
+
+def _spread(plan: Plan, n: int, reset: bool = False) -> dict[str, int]:
+    """``n`` trials over the plan's families by share, the best-weighted first when few."""
+    ranked = sorted(plan.families, key=lambda f: -f.share)
+    counts = {f.name: 0 if reset else plan.trials.get(f.name, 0) for f in plan.families}
+    total_share = sum(f.share for f in ranked)
+    given = {f.name: int(n * f.share / total_share) for f in ranked}
+    for i in range(n - sum(given.values())):
+        given[ranked[i % len(ranked)].name] += 1
+    return {name: counts[name] + given[name] for name in counts if counts[name] + given[name] > 0}
+
+
+def _search(families: list[str], task: TaskSpec, profile: DataProfile, values: dict[str, Any],
+            ctx: RunContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    n_train = len(values["split"]["train"])
+    spaces, warm = {}, {}
+    for family in families:
+        space = choose_space(family, task, profile, n_train, ctx.llm).value
+        spaces[family] = space.model_dump()
+        warm[family] = warm_start(family, space, task, profile, ctx.llm).value
+    return spaces, warm
+
+
+def _without_columns(profile: DataProfile, drop: list[str]) -> DataProfile:
+    already = {c: profile.dropped.get(c) or profile.leakage.get(c) for c in drop
+               if c in profile.dropped or c in profile.leakage}
+    if already:
+        reasons = "; ".join(f"'{c}' ({why})" for c, why in already.items())
+        raise TaskSpecError(f"already left out of this run: {reasons}")
+    unknown = [c for c in drop if c not in profile.features]
+    if unknown:
+        raise TaskSpecError(f"{unknown} not among the features in use: {profile.features}")
+    features = [f for f in profile.features if f not in drop]
+    if not features:
+        raise TaskSpecError("dropping those columns leaves no feature to train on")
+    dropped = {**profile.dropped, **{c: "left out on request" for c in drop}}
+    return profile.model_copy(update={"features": features, "dropped": dropped})
+
+
+def _next_plan_id(values: dict[str, Any]) -> str:
+    used = {t.get("plan_id", "") for t in values.get("trials", [])} | {values["plan"]["id"]}
+    return f"plan-{len(used) + 1}"
+
+
+def _done(values: dict[str, Any], plan_id: str) -> int:
+    return sum(t.get("plan_id") == plan_id for t in values.get("trials", []))
+
+
