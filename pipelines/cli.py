@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--time-limit", type=_positive_float, default=None,
                      help="wall-clock seconds for the whole run (default: no limit)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--experience", type=Path, default=None,
+                     help="experience store of past runs (default: "
+                          "$XDG_DATA_HOME/hyperpilot/experience.sqlite)")
+    run.add_argument("--no-experience", action="store_true",
+                     help="neither read nor write the experience store")
+    run.add_argument("--knowledge", type=Path, default=None,
+                     help="a folder of your own notes (.md, .txt) for the planner to retrieve")
     predict = commands.add_parser("predict", help="predict new rows with a finished run")
     predict.add_argument("run_dir", type=Path, help="a run folder written by 'hyperpilot run'")
     predict.add_argument("--data", required=True, help="CSV or Parquet file of rows to predict")
@@ -94,7 +101,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         state = run_task(args.task, args.data, out, llm_spec=args.llm, trials=args.trials,
                          time_limit=args.time_limit, seed=args.seed,
-                         progress=lambda line: print(line, flush=True))
+                         progress=lambda line: print(line, flush=True),
+                         experience=False if args.no_experience else (args.experience or True),
+                         knowledge=args.knowledge)
     except HyperpilotError:
         raise
     except Exception as err:  # an internal fault: one line for the user, the trace in a log
