@@ -2,7 +2,8 @@
 
 For each bundled set: run A (seed 0) fills a fresh experience store; then the same task runs
 on a new split (seed 1) twice, B with the store and C without. Reported: trials each needs
-until its best CV score reaches A's best CV (and C's final best), and the final scores.
+until its best CV score comes within 0.002 of A's best CV (and of C's final best), and the
+final scores.
 Usage:
 
     python benchmarks/experience_warm_start.py [--trials 30] [--out benchmarks/results/experience]
@@ -23,10 +24,13 @@ import sklearn
 from hyperpilot.pipelines.run import run_task
 
 TASKS = {
-    "iris": "predict the species of iris flowers, optimise accuracy",
-    "wine": "predict the cultivar of the wine, optimise accuracy",
+    "digits": "predict the digit, optimise accuracy",
+    "diabetes": "predict disease progression, optimise R2",
     "breast_cancer": "predict the diagnosis, optimise accuracy",
 }
+# Scores within this much of a target count as reaching it: CV on a new split is not the
+# first run's CV, and differences this small are noise on these sets.
+TOLERANCE = 0.002
 
 
 def trials_to_reach(trials: list[dict[str, Any]], target: float) -> int | None:
@@ -35,7 +39,7 @@ def trials_to_reach(trials: list[dict[str, Any]], target: float) -> int | None:
     for count, trial in enumerate(trials, start=1):
         if trial["score"] is not None:
             best = max(best, trial["score"])
-        if best >= target - 1e-12:
+        if best >= target - TOLERANCE:
             return count
     return None
 
@@ -76,7 +80,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         rows = [compare(name, args.trials, Path(work)) for name in TASKS]
-    table = pd.DataFrame(rows).astype(object).where(pd.DataFrame(rows).notna(), "never")
+    table = pd.DataFrame(rows)
+    for column in [c for c in table.columns if "_to_" in c]:
+        table[column] = [str(int(v)) if pd.notna(v) else "never" for v in table[column]]
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "results.csv", index=False)
     command = "python benchmarks/experience_warm_start.py " + " ".join(sys.argv[1:])
