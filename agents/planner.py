@@ -1,12 +1,15 @@
-"""The planner: which model families to try and how to split the trial budget among them."""
+"""The planner: which model families to try and how to split the trial budget among them,
+from retrieved knowledge cards and similar past runs, citing what it used."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
+from hyperpilot.tools.knowledge import shipped_cards
+from hyperpilot.tools.retrieval import Retrieved, ScoredCard, retrieve
 from hyperpilot.tools.types import DataProfile, TaskSpec
-from hyperpilot.tools.zoo import ZOO, get_model
+from hyperpilot.tools.zoo import ZOO
 
 
 class FamilyPlan(BaseModel):
@@ -20,10 +23,11 @@ class PlanDraft(BaseModel):
 
     families: list[FamilyPlan]
     rationale: str = ""
+    cites: list[str] = Field(default_factory=list)
 
 
 class Plan(BaseModel):
-    """A plan the tuner can execute: families, their trial counts, and why."""
+    """A plan the tuner can execute: families, their trial counts, why, and what it cites."""
 
     id: str
     families: list[FamilyPlan]
@@ -35,6 +39,12 @@ class Plan(BaseModel):
 
 PLANNER_AGENT = AgentSpec(name="planner", prompt="planner.j2", output_type=PlanDraft)
 MIN_TRIALS_PER_FAMILY = 3
+BASE_WEIGHT = 1.5
+# A situation card shapes the plan only when it scores at least this share of the best card.
+APPLY_SHARE = 0.6
+# How much a similar past run's winning family gains, times the runs' similarity.
+PAST_WINNER_BOOST = 2.0
+MIN_RUN_SIMILARITY = 0.5
 
 
 def eligible_families(task: TaskSpec, profile: DataProfile, cuda: bool = False) -> list[str]:
@@ -55,23 +65,30 @@ def eligible_families(task: TaskSpec, profile: DataProfile, cuda: bool = False) 
     return names
 
 
-def prior_weight(name: str, profile: DataProfile) -> float:
-    """How much of the budget a family deserves before any evidence, from the data's shape."""
-    small = profile.n_rows < 1000
-    wide = len(profile.features) > max(50, profile.n_rows // 5)
-    categorical = len(profile.categorical_features) > len(profile.numeric_features)
-    weights = {
-        "hist_gb": 1.5 if small else 3.0,
-        "random_forest": 2.5,
-        "extra_trees": 2.0,
-        "svm": 2.5 if small or wide else 1.0,
-        "linear": 2.0 if wide or small else 1.0,
-        "knn": 1.0 if not categorical else 0.5,
-        "torch_mlp": 2.0,
-    }
-    if categorical:
-        weights["hist_gb"] += 1.0
-    return weights.get(name, 1.0)
+def family_weights(eligible: list[str], retrieved: Retrieved) -> dict[str, tuple[float, list[str]]]:
+    """Each family's weight from the cards and past runs, with the ids that moved it."""
+    out = {name: (BASE_WEIGHT, []) for name in eligible}
+    for name in eligible:
+        card = retrieved.family_cards.get(name)
+        if card is not None:
+            out[name] = (out[name][0] + card.families.get(name, 0.0), [card.id])
+    for scored in applied_cards(retrieved):
+        strength = scored.relative
+        for name, change in scored.card.families.items():
+            if name in out and change:
+                weight, cites = out[name]
+                out[name] = (max(0.1, weight + change * strength), cites + [scored.card.id])
+    for past in retrieved.runs:
+        winner = past.run.best_model
+        if past.similarity >= MIN_RUN_SIMILARITY and winner in out:
+            weight, cites = out[winner]
+            out[winner] = (weight + PAST_WINNER_BOOST * past.similarity, cites + [past.run.run_id])
+    return out
+
+
+def applied_cards(retrieved: Retrieved) -> list[ScoredCard]:
+    """The retrieved cards strong enough to change the plan."""
+    return [c for c in retrieved.cards if c.relative >= APPLY_SHARE]
 
 
 def allocate(shares: dict[str, float], trials: int) -> dict[str, int]:
@@ -90,35 +107,54 @@ def allocate(shares: dict[str, float], trials: int) -> dict[str, int]:
     return counts
 
 
-def plan_rules(task: TaskSpec, profile: DataProfile, cuda: bool = False) -> Plan:
-    """The rule-based planner: the best-weighted eligible families that the budget can afford."""
-    names = eligible_families(task, profile, cuda)
-    ranked = sorted(names, key=lambda n: -prior_weight(n, profile))
+def plan_rules(task: TaskSpec, profile: DataProfile, cuda: bool = False,
+               retrieved: Retrieved | None = None) -> Plan:
+    """The rule-based planner: the best-weighted eligible families the budget can afford,
+    weighted from retrieval alone."""
+    retrieved = retrieved or retrieve(task, profile, shipped_cards(), None)
+    weights = family_weights(eligible_families(task, profile, cuda), retrieved)
     affordable = max(1, task.budget.trials // MIN_TRIALS_PER_FAMILY)
-    chosen = ranked[:affordable]
-    families = [FamilyPlan(name=n, share=prior_weight(n, profile), reason=_reason(n, profile))
+    chosen = sorted(weights, key=lambda n: -weights[n][0])[:affordable]
+    families = [FamilyPlan(name=n, share=weights[n][0], reason=_reason(n, weights[n]))
                 for n in chosen]
-    rationale = (f"{len(chosen)} of {len(names)} eligible families for {profile.n_rows} rows and "
-                 f"{len(profile.features)} features, weighted by how each fares on data of this shape")
-    return _finish(families, task, rationale, "rules")
+    cites = _unique([c for n in chosen for c in weights[n][1]])
+    rationale = (f"{len(chosen)} of {len(weights)} eligible families, weighted by the cards "
+                 f"retrieved for '{retrieved.query}'"
+                 + (f" and {len(retrieved.runs)} similar past run(s)" if retrieved.runs else ""))
+    return _finish(families, task, rationale, "rules", cites)
 
 
-def _reason(name: str, profile: DataProfile) -> str:
-    entry = get_model(name)
-    size = "small" if profile.n_rows < 1000 else "medium" if profile.n_rows < 50_000 else "large"
-    return f"{entry.summary} (prior weight {prior_weight(name, profile):.1f} on {size} data)"
+def _reason(name: str, weighted: tuple[float, list[str]]) -> str:
+    weight, cites = weighted
+    return f"weight {weight:.2f} from {', '.join(cites) or 'the base weight'}"
 
 
-def _finish(families: list[FamilyPlan], task: TaskSpec, rationale: str, source: str) -> Plan:
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _finish(families: list[FamilyPlan], task: TaskSpec, rationale: str, source: str,
+            cites: list[str]) -> Plan:
     trials = allocate({f.name: f.share for f in families}, task.budget.trials)
-    return Plan(id="plan-1", families=families, trials=trials, rationale=rationale, source=source)
+    return Plan(id="plan-1", families=families, trials=trials, rationale=rationale, source=source,
+                sources=cites)
 
 
-def make_plan(task: TaskSpec, profile: DataProfile, llm: object | None,
-              cuda: bool = False) -> Decision[Plan]:
+def make_plan(task: TaskSpec, profile: DataProfile, llm: object | None, cuda: bool = False,
+              retrieved: Retrieved | None = None) -> Decision[Plan]:
     """The LLM planner when it names eligible families, else the rule-based planner."""
+    retrieved = retrieved or retrieve(task, profile, shipped_cards(), None)
     eligible = eligible_families(task, profile, cuda)
-    inputs = {
+    return decide(PLANNER_AGENT, _inputs(task, profile, eligible, retrieved), llm,  # type: ignore[arg-type]
+                  accept=lambda draft: _accept(draft, eligible, task, retrieved),
+                  rules=lambda: plan_rules(task, profile, cuda, retrieved))
+
+
+def _inputs(task: TaskSpec, profile: DataProfile, eligible: list[str],
+            retrieved: Retrieved) -> dict[str, object]:
+    cards = [*(retrieved.family_cards[n] for n in eligible if n in retrieved.family_cards),
+             *(c.card for c in retrieved.cards)]
+    return {
         "task_type": task.task_type, "target": task.target, "metric": task.metric,
         "direction": task.direction, "n_rows": profile.n_rows,
         "n_numeric": len(profile.numeric_features),
@@ -126,13 +162,14 @@ def make_plan(task: TaskSpec, profile: DataProfile, llm: object | None,
         "imbalance": profile.imbalance_ratio,
         "constraints": task.constraints.model_dump(exclude_defaults=True),
         "trials": task.budget.trials, "families": {n: ZOO[n].summary for n in eligible},
+        "cards": [{"id": c.id, "title": c.title, "text": c.body[:400]} for c in cards],
+        "past_runs": [{"id": r.run.run_id, "similarity": round(r.similarity, 2),
+                       "task": r.run.text, "winner": r.run.best_model,
+                       "best_cv": round(r.run.best_cv, 4)} for r in retrieved.runs],
     }
-    return decide(PLANNER_AGENT, inputs, llm,  # type: ignore[arg-type]
-                  accept=lambda draft: _accept(draft, eligible, task),
-                  rules=lambda: plan_rules(task, profile, cuda))
 
 
-def _accept(draft: PlanDraft, eligible: list[str], task: TaskSpec) -> Plan:
+def _accept(draft: PlanDraft, eligible: list[str], task: TaskSpec, retrieved: Retrieved) -> Plan:
     families: list[FamilyPlan] = []
     for family in draft.families:
         if family.name in eligible and family.name not in {f.name for f in families}:
@@ -141,4 +178,7 @@ def _accept(draft: PlanDraft, eligible: list[str], task: TaskSpec) -> Plan:
         raise ValueError(f"no eligible family among {[f.name for f in draft.families]}")
     affordable = max(1, task.budget.trials // MIN_TRIALS_PER_FAMILY)
     families = sorted(families, key=lambda f: -f.share)[:affordable]
-    return _finish(families, task, draft.rationale or "chosen by the LLM planner", "llm")
+    known = {c.card.id for c in retrieved.cards} | {c.id for c in retrieved.family_cards.values()} \
+        | {r.run.run_id for r in retrieved.runs}
+    cites = _unique([c for c in draft.cites if c in known])
+    return _finish(families, task, draft.rationale or "chosen by the LLM planner", "llm", cites)

@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a YAML run file of one or many tasks (see README); replaces TASK")
     run.add_argument("--parallel", type=_positive_int, default=1,
                      help="with --file: run this many tasks at once (default 1, in order)")
+    run.add_argument("--experience", type=Path, default=None,
+                     help="experience store of past runs (default: "
+                          "$XDG_DATA_HOME/hyperpilot/experience.sqlite)")
+    run.add_argument("--no-experience", action="store_true",
+                     help="neither read nor write the experience store")
+    run.add_argument("--knowledge", type=Path, default=None,
+                     help="a folder of your own notes (.md, .txt) for the planner to retrieve")
     chat = commands.add_parser("chat", help="a conversation: describe, run, ask, refine, predict")
     chat.add_argument("--data", default=None, help="CSV or Parquet file, or sklearn:NAME")
     chat.add_argument("--session", default=None,
@@ -115,7 +122,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         state = run_task(args.task, args.data, out, llm_spec=args.llm, trials=args.trials,
                          time_limit=args.time_limit, seed=args.seed,
-                         progress=lambda line: print(line, flush=True))
+                         progress=lambda line: print(line, flush=True),
+                         experience=False if args.no_experience else (args.experience or True),
+                         knowledge=args.knowledge)
     except HyperpilotError:
         raise
     except Exception as err:  # an internal fault: one line for the user, the trace in a log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from hyperpilot.tools.artifacts import save_frame, save_model
 from hyperpilot.tools.data import single_feature_leakage
 from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.evaluate import score_pipeline
+from hyperpilot.tools.experience import Experience, FamilyResult, meta_features
 from hyperpilot.tools.types import DataProfile, TaskSpec, TrialRecord, TrialState
 
 log = logging.getLogger(__name__)
@@ -106,4 +108,30 @@ def report_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     write_run_folder(state, ctx)
     if state.get("status") == "rejected":
         return {}
+    if ctx.experience is not None:
+        ctx.experience.add(experience_record(state))
+        ctx.progress(f"[experience] run {state['run_id']} saved to {ctx.experience.path}")
     return {"status": state.get("status", "ok")}
+
+
+def experience_record(state: RunState) -> Experience:
+    """What the next run's planner should know about this one."""
+    task = TaskSpec.model_validate(state["task"])
+    trials = [TrialRecord.model_validate(t) for t in state["trials"]]
+    families: dict[str, FamilyResult] = {}
+    for family in dict.fromkeys(t.model for t in trials):
+        own = [t for t in trials if t.model == family]
+        try:
+            best = best_trial(own, task.direction)
+        except HyperpilotError:
+            continue
+        families[family] = FamilyResult(best_config=best.config, best_cv=float(best.score or 0.0),
+                                        trials=len(own))
+    return Experience(
+        run_id=state["run_id"], text=task.text, task_type=task.task_type, metric=task.metric,
+        direction=task.direction,
+        meta=meta_features(DataProfile.model_validate(state["profile"])),
+        best_model=state["best"]["model"], best_cv=float(state["best"]["cv_score"]),
+        holdout=state["holdout"]["score"], families=families,
+        failures=[t.error for t in trials if t.error][:20],
+        seconds=time.time() - state["started_at"])

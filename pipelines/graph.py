@@ -30,6 +30,7 @@ from hyperpilot.pipelines.state import RunContext, RunState
 from hyperpilot.tools.data import profile_table, single_feature_leakage, split_holdout
 from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.evaluate import baseline_score, get_metric
+from hyperpilot.tools.retrieval import Retrieved, retrieve
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.types import Budget, Constraints, DataProfile, TaskSpec, TrialRecord
 
@@ -162,11 +163,28 @@ def _after_request(state: RunState) -> str:
 def plan_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     task = TaskSpec.model_validate(state["task"])
     profile = DataProfile.model_validate(state["profile"])
-    decision = make_plan(task, profile, ctx.llm, cuda=ctx.cuda)
+    retrieved = retrieve(task, profile, ctx.cards, ctx.experience)
+    for past in retrieved.runs:
+        ctx.progress(f"[plan] similar past run {past.run.run_id} ({past.similarity:.2f}): "
+                     f"{past.run.best_model} won with CV {past.run.best_cv:.4f}")
+    decision = make_plan(task, profile, ctx.llm, cuda=ctx.cuda, retrieved=retrieved)
     plan = decision.value
     listing = ", ".join(f"{n} x{k}" for n, k in plan.trials.items())
-    ctx.progress(f"[plan] {listing} [{decision.source}]")
-    return {"plan": plan.model_dump(), "events": [event("plan", decision, listing)]}
+    ctx.progress(f"[plan] {listing} [{decision.source}]; cites {', '.join(plan.sources) or 'nothing'}")
+    return {"plan": plan.model_dump(), "retrieved": retrieval_summary(retrieved),
+            "events": [event("plan", decision, listing)]}
+
+
+def retrieval_summary(retrieved: Retrieved) -> dict[str, Any]:
+    """What retrieval found, as checkpointable data (past winners' configs included)."""
+    return {
+        "query": retrieved.query,
+        "cards": [{"id": c.card.id, "score": round(c.score, 3)} for c in retrieved.cards],
+        "runs": [{"run_id": r.run.run_id, "similarity": round(r.similarity, 3),
+                  "winner": r.run.best_model, "best_cv": r.run.best_cv,
+                  "configs": {f: v.best_config for f, v in r.run.families.items()}}
+                 for r in retrieved.runs],
+    }
 
 
 def model_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
@@ -177,7 +195,9 @@ def model_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     spaces, warm, events = {}, {}, []
     for family in plan.trials:
         space = choose_space(family, task, profile, n_train, ctx.llm)
-        starts = warm_start(family, space.value, task, profile, ctx.llm)
+        past = [r["configs"][family] for r in state.get("retrieved", {}).get("runs", [])
+                if family in r["configs"]]
+        starts = warm_start(family, space.value, task, profile, ctx.llm, past=past)
         spaces[family] = space.value.model_dump()
         warm[family] = starts.value
         events += [event("model", space, f"{family}: {len(space.value.dims)} hyperparameters"),

@@ -49,6 +49,7 @@ def result_document(state: RunState, ctx: RunContext) -> dict[str, Any]:
     names = ("request", "execution", "implementation")
     best = state.get("best")
     return {
+        "run_id": state.get("run_id"),
         "status": state.get("status", "ok"),
         "task": state.get("task"),
         "best": {k: best[k] for k in ("model", "config", "cv_score")} if best else None,
@@ -63,12 +64,27 @@ def result_document(state: RunState, ctx: RunContext) -> dict[str, Any]:
         "trials": len(state.get("trials", [])),
         "stop_reason": state.get("stop_reason", ""),
         "plan": state.get("plan"),
+        "plans": plan_summaries(state),
+        "retrieved": state.get("retrieved"),
         "features": state.get("profile", {}).get("features", []),
         "dropped": {**state.get("profile", {}).get("dropped", {}),
                     **state.get("profile", {}).get("leakage", {})},
         "llm": llm_usage(ctx),
         "seed": state.get("seed"),
     }
+
+
+def plan_summaries(state: RunState) -> list[dict[str, Any]]:
+    """Each plan with what it cites, its model families and its best CV score."""
+    plan = state.get("plan")
+    if not plan:
+        return []
+    scores = [t["score"] for t in state.get("trials", [])
+              if t.get("plan_id", plan["id"]) == plan["id"] and t["score"] is not None]
+    best = (max(scores) if state["task"]["direction"] == "maximize" else min(scores)) \
+        if scores else None
+    return [{"id": plan["id"], "cites": plan.get("sources", []), "models": list(plan["trials"]),
+             "best_cv": best}]
 
 
 def write_run_folder(state: RunState, ctx: RunContext) -> None:
@@ -136,7 +152,18 @@ def _plan(state: RunState) -> str:
     plan = state["plan"]
     lines = [f"`{f['name']}`: {plan['trials'][f['name']]} trials; {f['reason']}"
              for f in plan["families"]]
-    return (f"## The plan ({plan['source']})\n\n{plan['rationale']}\n\n" + _bullets(lines))
+    cites = ", ".join(f"`{c}`" for c in plan.get("sources", [])) or "nothing"
+    return (f"## The plan ({plan['source']})\n\n{plan['rationale']}\n\nCites: {cites}\n\n"
+            + _bullets(lines) + _retrieved(state))
+
+
+def _retrieved(state: RunState) -> str:
+    runs = state.get("retrieved", {}).get("runs", [])
+    if not runs:
+        return ""
+    lines = [f"`{r['run_id']}` (similarity {r['similarity']:.2f}): {r['winner']} won with CV "
+             f"{r['best_cv']:.4f}; its winning configs start this run's search" for r in runs]
+    return "\nSimilar past runs:\n\n" + _bullets(lines)
 
 
 def _tried(state: RunState, board: pd.DataFrame) -> str:

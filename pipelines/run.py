@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from hyperpilot.pipelines.graph import build_graph
 from hyperpilot.pipelines.state import RunContext, RunState
 from hyperpilot.tools.data import load_table
 from hyperpilot.tools.errors import DataError, HyperpilotError, OutputDirError, TaskSpecError
+from hyperpilot.tools.experience import ExperienceStore, default_store_path
+from hyperpilot.tools.knowledge import shipped_cards, user_cards
 
 log = logging.getLogger(__name__)
 SMALL_DATA_ROWS = 20_000
@@ -66,17 +69,22 @@ def prepare_out_dir(out: Path) -> bool:
 def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, trials: int = 30,
              time_limit: float | None = None, seed: int = 0,
              progress: Callable[[str], None] = lambda line: None,
-             llm: LLMClient | None = None, frame: pd.DataFrame | None = None) -> dict[str, Any]:
+             llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
+             experience: Path | None | bool = True,
+             knowledge: Path | None = None) -> dict[str, Any]:
     """Run one task end to end and return the final state; the run folder holds the artifacts.
 
     ``llm`` (an already built client) takes the place of ``llm_spec``; ``frame`` (a table
-    already in memory) takes the place of loading ``source``, which then only names it. Bad
-    input raises a ``HyperpilotError`` before anything is written to ``out``.
+    already in memory) takes the place of loading ``source``, which then only names it.
+    ``experience`` is the experience store's path, ``True`` for the default one, ``False``
+    for none. ``knowledge`` adds a folder of the user's notes to the shipped cards. Bad input
+    raises a ``HyperpilotError`` before anything is written to ``out``.
     """
     if not text.strip():
         raise TaskSpecError("the task text is empty; say what to predict")
     check_options(trials, time_limit)
     frame = load_table(source) if frame is None else frame
+    cards = shipped_cards() + (user_cards(knowledge) if knowledge is not None else [])
     if llm is None:
         llm, described = make_llm(llm_spec, transcript_path=out / "transcript.jsonl")
     else:
@@ -85,9 +93,11 @@ def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, 
         progress(f"[run] replacing the earlier run in {out}")
     (out / "transcript.jsonl").touch()
     progress(f"[run] {len(frame)} rows from {source}; LLM: {described}; output: {out}")
-    ctx = RunContext(frame=frame, out_dir=out, llm=llm, progress=progress, cuda=_cuda())
+    ctx = RunContext(frame=frame, out_dir=out, llm=llm, progress=progress, cuda=_cuda(),
+                     cards=cards, experience=_store(experience))
     state: RunState = {"text": text, "source": source, "trials_budget": trials,
-                       "time_limit": time_limit, "seed": seed, "started_at": time.time()}
+                       "time_limit": time_limit, "seed": seed, "started_at": time.time(),
+                       "run_id": new_run_id()}
     with threadpool_limits(limits=threads_for(len(frame))):
         return _invoke(ctx, state, recursion_limit=2 * trials + 50)
 
@@ -96,6 +106,17 @@ def threads_for(n_rows: int) -> int | None:
     """Native threads per fit: one on small data, where OpenMP start-up costs more than it
     saves (a 150-row gradient boosting fit runs ~15x faster on one thread); all on large."""
     return 1 if n_rows < SMALL_DATA_ROWS else None
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: the start time and a random suffix."""
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _store(experience: Path | None | bool) -> ExperienceStore | None:
+    if experience is False or experience is None:
+        return None
+    return ExperienceStore(default_store_path() if experience is True else Path(experience))
 
 
 def _invoke(ctx: RunContext, state: RunState, recursion_limit: int) -> dict[str, Any]:

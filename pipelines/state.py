@@ -12,6 +12,8 @@ import pandas as pd
 
 from hyperpilot.agents.tuner.agent import TrainingData
 from hyperpilot.tools.evaluate import make_folds
+from hyperpilot.tools.experience import ExperienceStore
+from hyperpilot.tools.knowledge import Card, shipped_cards
 
 
 class RunState(TypedDict, total=False):
@@ -26,6 +28,8 @@ class RunState(TypedDict, total=False):
     time_limit: float | None
     seed: int
     started_at: float
+    run_id: str
+    retrieved: dict[str, Any]
     draft: dict[str, Any]
     problems: list[str]
     task: dict[str, Any]
@@ -53,6 +57,8 @@ class RunContext:
     llm: Any = None
     progress: Callable[[str], None] = lambda line: None
     cuda: bool = False
+    cards: list[Card] = field(default_factory=shipped_cards)
+    experience: ExperienceStore | None = None
     _training: TrainingData | None = field(default=None, repr=False)
 
     def training(self, state: RunState) -> TrainingData:

@@ -39,13 +39,14 @@ def test_an_interrupted_run_keeps_its_trials_and_finishes_later(tmp_path: Path) 
 def test_more_trials_reuse_the_finished_ones(tmp_path: Path) -> None:
     out = tmp_path / "run"
     first = run_task(TASK, "sklearn:iris", out, llm_spec="none", trials=3)
+    family = next(f for f in ("knn", "linear", "svm") if f not in first["plan"]["trials"])
     lines: list[str] = []
-    state = continue_run(out, more=2, family="linear", llm_spec="none", progress=lines.append)
+    state = continue_run(out, more=2, family=family, llm_spec="none", progress=lines.append)
     assert state["trials"][:3] == first["trials"]  # the same records, not re-run
-    assert [t["model"] for t in state["trials"][3:]] == ["linear", "linear"]
-    assert state["plan"]["trials"] == {**first["plan"]["trials"], "linear": 2}
+    assert [t["model"] for t in state["trials"][3:]] == [family, family]
+    assert state["plan"]["trials"] == {**first["plan"]["trials"], family: 2}
     assert sum(line.startswith("[tune]") for line in lines) == 2
-    assert "[continue] 2 more trials for linear; 3 finished trials kept" in lines
+    assert f"[continue] 2 more trials for {family}; 3 finished trials kept" in lines
     board = pd.read_csv(out / "leaderboard.csv")
     assert len(board) == 5 and json.loads((out / "result.json").read_text())["trials"] == 5
 
@@ -95,12 +96,14 @@ def test_a_folder_without_a_run_cannot_be_continued(tmp_path: Path) -> None:
 def test_a_family_the_plan_left_out_gets_its_space_from_the_agents(tmp_path: Path,
                                                                     scripted) -> None:
     out = tmp_path / "run"
-    run_task(TASK, "sklearn:iris", out, llm_spec="none", trials=1)
+    first = run_task(TASK, "sklearn:iris", out, llm_spec="none", trials=1)
+    assert "hist_gb" not in first["plan"]["trials"]  # small data: boosting comes last
     llm, fake = scripted([("SpaceDraft", {"narrow": []}),
                           ("WarmStartDraft", {"configs": [{"learning_rate": 0.05}]}),
                           ("Review", {"concerns": [], "summary": "fine"})])
     state = continue_run(out, more=2, family="hist_gb", llm=llm)
-    assert [t["model"] for t in state["trials"]] == ["random_forest", "hist_gb", "hist_gb"]
+    assert [t["model"] for t in state["trials"]] == [first["trials"][0]["model"], "hist_gb",
+                                                     "hist_gb"]
     assert state["trials"][2]["config"]["learning_rate"] == 0.05  # the LLM's warm start
     assert "hist_gb" in state["spaces"] and state["plan"]["trials"]["hist_gb"] == 2
     assert "continue [tools]: 2 more trials for hist_gb" in (out / "report.md").read_text()

@@ -41,12 +41,15 @@ class TrainingData:
 
 
 def warm_start(family: str, space: SearchSpace, task: TaskSpec, profile: DataProfile,
-               llm: object | None, n: int = 2) -> Decision[list[Config]]:
-    """Starting configurations: the zoo's strong default first, then the LLM's proposals.
+               llm: object | None, n: int = 2, past: list[Config] | None = None
+               ) -> Decision[list[Config]]:
+    """Starting configurations: winners of similar past runs first (most similar first), then
+    the zoo's strong default, then the LLM's proposals.
 
-    The LLM's configurations are repaired into the space; invalid ones are dropped.
+    Past and LLM configurations are repaired into the space; ones that do not fit are dropped.
     """
-    planned = [space.repair(get_model(family).defaults(task.task_type))]
+    default = space.repair(get_model(family).defaults(task.task_type))
+    planned = repaired_configs(past or [], space, [default], limit=len(past or [])) + [default]
     inputs = {"n": n, "family": family, "task_type": task.task_type, "n_rows": profile.n_rows,
               "n_numeric": len(profile.numeric_features),
               "n_categorical": len(profile.categorical_features),
