@@ -97,6 +97,7 @@ class Usage(BaseModel):
     invalid_replies: int = 0
     failures: int = 0
     backend: str = ""
+    server_start_seconds: float = 0.0  # a local server's start-ups, kept out of ``seconds``
     structured_output: str = ""  # the dialect the server answered in: see OpenAIBackend
 
     @property
@@ -432,7 +433,7 @@ class LLM:
                 list(conversation), schema=schema, schema_name=schema_name, settings=settings
             )
         except LLMUnavailableError as err:
-            seconds = time.perf_counter() - start
+            seconds = time.perf_counter() - start - self._startup_delta()
             with self._lock:
                 self.usage.failures += 1
                 self.usage.seconds += seconds
@@ -442,7 +443,15 @@ class LLM:
                 | {"valid": False, "error": str(err), "failed": True}
             )
             raise
-        return reply, time.perf_counter() - start
+        return reply, time.perf_counter() - start - self._startup_delta()
+
+    def _startup_delta(self) -> float:
+        """Seconds the backend spent starting a server since the last look (0 for others)."""
+        total = float(getattr(self.backend, "startup_seconds", 0.0))
+        with self._lock:
+            delta = total - self.usage.server_start_seconds
+            self.usage.server_start_seconds = total
+        return max(0.0, delta)
 
     def _record(
         self,

