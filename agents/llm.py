@@ -433,7 +433,7 @@ class LLM:
                 list(conversation), schema=schema, schema_name=schema_name, settings=settings
             )
         except LLMUnavailableError as err:
-            seconds = time.perf_counter() - start - self._startup_delta()
+            seconds = max(0.0, time.perf_counter() - start - self._startup_delta())
             with self._lock:
                 self.usage.failures += 1
                 self.usage.seconds += seconds
@@ -443,7 +443,7 @@ class LLM:
                 | {"valid": False, "error": str(err), "failed": True}
             )
             raise
-        return reply, time.perf_counter() - start - self._startup_delta()
+        return reply, max(0.0, time.perf_counter() - start - self._startup_delta())
 
     def _startup_delta(self) -> float:
         """Seconds the backend spent starting a server since the last look (0 for others)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from hyperpilot.agents.llm import (
     OpenAIBackend,
     ReplayBackend,
     Transcript,
+    Usage,
     is_loopback,
     make_llm,
     parse_llm_spec,
@@ -497,3 +499,25 @@ def test_after_an_outage_later_calls_fail_fast_without_the_backend() -> None:
             llm.complete([{"role": "user", "content": "x"}], Answer)
     assert len(fake.calls) == 1 and llm.usage.failures == 1
     assert len(llm.transcript.records) == 1
+
+
+def test_usage_reports_seconds_per_call_and_tokens_per_second() -> None:
+    usage = Usage(calls=4, completion_tokens=100, seconds=2.0)
+    report = usage.as_dict()
+    assert report["seconds_per_call"] == 0.5 and report["tokens_per_second"] == 50.0
+    assert Usage().as_dict()["seconds_per_call"] is None
+
+
+def test_server_start_time_is_kept_out_of_call_time() -> None:
+    class Starting:
+        name = "starting"
+        startup_seconds = 0.0
+
+        def chat(self, messages, *, schema, schema_name, settings) -> ChatReply:
+            time.sleep(0.05)
+            self.startup_seconds = 10.0  # as if a server start had taken 10 s
+            return ChatReply(text='{"model": "rf", "n_trials": 2}', completion_tokens=5)
+
+    llm = LLM(Starting())
+    llm.complete(ASK, Choice)
+    assert llm.usage.server_start_seconds == 10.0 and 0 <= llm.usage.seconds < 1.0
