@@ -1,4 +1,4 @@
-"""The ``hyperpilot`` command line: ``run``, ``predict`` and ``doctor``."""
+"""The ``hyperpilot`` command line: ``run`` and ``predict``."""
 
 from __future__ import annotations
 
@@ -77,11 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(done.code or 0)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="hyperpilot: %(levelname)s: %(message)s")
-    try:
-        if args.command == "doctor":
-            from hyperpilot.pipelines.doctor import doctor
+    if args.command == "doctor":
+        from hyperpilot.pipelines.doctor import doctor
 
-            return doctor(args.llm)
+        return doctor(args.llm)
+    try:
         return _run(args) if args.command == "run" else _predict(args)
     except HyperpilotError as err:
         print(f"hyperpilot: error: {err}", file=sys.stderr)

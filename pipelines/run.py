@@ -76,25 +76,30 @@ def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, 
         raise TaskSpecError("the task text is empty; say what to predict")
     check_options(trials, time_limit)
     frame = load_table(source)
-    owned = None
     if llm is None:
         llm, described = make_llm(llm_spec, transcript_path=out / "transcript.jsonl")
-        owned = llm
     else:
         described = f"{type(llm).__name__} given by the caller"
-    try:
-        if prepare_out_dir(out):
-            progress(f"[run] replacing the earlier run in {out}")
-        (out / "transcript.jsonl").touch()
-        progress(f"[run] {len(frame)} rows from {source}; LLM: {described}; output: {out}")
-        ctx = RunContext(frame=frame, out_dir=out, llm=llm, progress=progress, cuda=_cuda())
-        state: RunState = {"text": text, "source": source, "trials_budget": trials,
-                           "time_limit": time_limit, "seed": seed, "started_at": time.time()}
-        with threadpool_limits(limits=threads_for(len(frame))):
+    if prepare_out_dir(out):
+        progress(f"[run] replacing the earlier run in {out}")
+    (out / "transcript.jsonl").touch()
+    progress(f"[run] {len(frame)} rows from {source}; LLM: {described}; output: {out}")
+    ctx = RunContext(frame=frame, out_dir=out, llm=llm, progress=progress, cuda=_cuda())
+    state: RunState = {"text": text, "source": source, "trials_budget": trials,
+                       "time_limit": time_limit, "seed": seed, "started_at": time.time()}
+    with threadpool_limits(limits=threads_for(len(frame))):
+        try:
             return _invoke(ctx, state, recursion_limit=2 * trials + 50)
-    finally:
-        if owned is not None:
-            owned.close()  # a local llama-server must not outlive the run
+        finally:
+            _close_llm(llm)
+
+
+def _close_llm(llm: LLMClient | None) -> None:
+    """Stop what the run's LLM holds: a local llama-server must not outlive the run (it starts
+    again on a later call, so a caller's client stays usable)."""
+    close = getattr(llm, "close", None)
+    if callable(close):
+        close()
 
 
 def threads_for(n_rows: int) -> int | None:

@@ -7,10 +7,11 @@ import pytest
 
 # Real LLM requests are refused by the client itself in every test.
 os.environ["HYPERPILOT_NO_NETWORK"] = "1"
-# A test that leaves --llm out must not start the local model the [local] extra installs.
-os.environ["HYPERPILOT_LLM"] = "none"
 
 pytest_plugins = ["llm_fixtures"]
+
+# A test that leaves --llm out must not start the local model the [local] extra installs.
+os.environ["HYPERPILOT_LLM"] = "none"
 
 _LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
 _real_connect = socket.socket.connect
