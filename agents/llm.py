@@ -8,6 +8,7 @@ that imports ``openai``.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlparse
 
 import openai
 from pydantic import BaseModel, ValidationError
@@ -94,13 +96,23 @@ class Usage(BaseModel):
     seconds: float = 0.0
     invalid_replies: int = 0
     failures: int = 0
+    backend: str = ""
+    server_start_seconds: float = 0.0  # a local server's start-ups, kept out of ``seconds``
+    structured_output: str = ""  # the dialect the server answered in: see OpenAIBackend
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def as_dict(self) -> dict[str, Any]:
-        return self.model_dump()
+        """The totals plus seconds per call and completion tokens per second of call time
+        (end to end: prompt processing included), as written to ``result.json``."""
+        rates = {
+            "seconds_per_call": round(self.seconds / self.calls, 3) if self.calls else None,
+            "tokens_per_second": (round(self.completion_tokens / self.seconds, 2)
+                                  if self.seconds > 0 and self.completion_tokens else None),
+        }
+        return self.model_dump() | rates
 
 
 # --- backends ------------------------------------------------------------------------
@@ -112,9 +124,29 @@ def _is_transient(err: BaseException) -> bool:
     return isinstance(err, openai.APIStatusError) and err.status_code >= 500
 
 
-def _rejects_json_schema(err: openai.APIStatusError) -> bool:
+# Structured-output dialects, strictest first: the schema enforced by the server, the schema
+# inside a json_object request (llama-cpp-python), any JSON object, then no response_format at
+# all. Every dialect past the first also spells the schema out in the prompt, and LLM.complete
+# validates and re-asks whatever comes back.
+DIALECTS = ("json_schema", "json_object+schema", "json_object", "plain")
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema", "grammar")
+
+
+def _rejects_format(err: openai.APIStatusError) -> bool:
+    """Whether the server refused the response format (some answer 500 rather than 400)."""
     text = f"{err.message} {err.body}".lower()
-    return err.status_code in (400, 422) and ("response_format" in text or "json_schema" in text)
+    return err.status_code in (400, 422, 500, 501) and any(w in text for w in _FORMAT_WORDS)
+
+
+def _response_format(dialect: str, schema_name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    if dialect == "json_schema":
+        spec = {"name": schema_name, "schema": schema, "strict": False}
+        return {"response_format": {"type": "json_schema", "json_schema": spec}}
+    if dialect == "json_object+schema":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if dialect == "json_object":
+        return {"response_format": {"type": "json_object"}}
+    return {}
 
 
 def _schema_hint(messages: list[dict[str, str]], schema: dict[str, Any]) -> list[dict[str, str]]:
@@ -161,7 +193,7 @@ class OpenAIBackend:
         self.name = f"openai:{model} at {self.base_url or OPENAI_URL}"
         self._http_client = http_client
         self._client: openai.OpenAI | None = None
-        self._json_mode = "json_schema"
+        self.dialect = DIALECTS[0]
         self._lock = threading.Lock()
 
     def chat(
@@ -202,22 +234,27 @@ class OpenAIBackend:
         kwargs: dict[str, Any] = {**settings, "model": self.model, "messages": messages}
         if schema is None:
             return create(**kwargs)
-        if self._json_mode == "json_schema":
-            spec = {"name": schema_name, "schema": schema, "strict": False}
+        hinted = _schema_hint(messages, schema)
+        while True:
+            dialect = self.dialect
+            request = kwargs | {"messages": messages if dialect == "json_schema" else hinted}
             try:
-                return create(
-                    **kwargs | {"response_format": {"type": "json_schema", "json_schema": spec}}
-                )
+                return create(**request | _response_format(dialect, schema_name, schema))
             except openai.APIStatusError as err:
-                if not _rejects_json_schema(err):
+                if dialect == DIALECTS[-1] or not _rejects_format(err):
                     raise
-                logger.info("%s rejects json_schema; using json_object from now on", self.name)
-                self._json_mode = "json_object"
-        kwargs["messages"] = _schema_hint(messages, schema)
-        return create(**kwargs | {"response_format": {"type": "json_object"}})
+                self._demote(dialect)
+
+    def _demote(self, dialect: str) -> None:
+        """Move to the next dialect after ``dialect`` was refused, and remember it."""
+        with self._lock:
+            if self.dialect == dialect:
+                self.dialect = DIALECTS[DIALECTS.index(dialect) + 1]
+        logger.info("%s refuses %s output; using %s from now on", self.name, dialect, self.dialect)
 
     def _get_client(self) -> openai.OpenAI:
-        if self._http_client is None and os.environ.get(NO_NETWORK_ENV) == "1":
+        if (self._http_client is None and os.environ.get(NO_NETWORK_ENV) == "1"
+                and not is_loopback(self.base_url)):
             raise LLMUnavailableError(f"network access is disabled ({NO_NETWORK_ENV}=1)")
         if self._api_key is None:
             raise LLMUnavailableError(
@@ -244,6 +281,17 @@ class OpenAIBackend:
         if attempts > 1:
             line += f" (after {attempts} attempts)"
         return redact(line, [self._api_key] if self._api_key else [])
+
+
+def is_loopback(url: str | None) -> bool:
+    """Whether ``url`` names this machine (127.0.0.0/8, ::1, localhost): never the network."""
+    host = (urlparse(url).hostname or "") if url else ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
 
 
 # --- parsing -------------------------------------------------------------------------
@@ -315,7 +363,7 @@ class LLM:
         self.transcript = transcript if transcript is not None else Transcript(None)
         self.max_reasks = max_reasks
         self.token_budget = token_budget
-        self.usage = Usage()
+        self.usage = Usage(backend=getattr(backend, "name", ""))
         self.unavailable = ""  # why the backend failed; later calls fail fast, unrecorded
         self._lock = threading.Lock()
 
@@ -355,6 +403,12 @@ class LLM:
             f"{agent or schema_name}: invalid output after {tries} tries: {error[:300]}", raw=text
         )
 
+    def close(self) -> None:
+        """Release what the backend holds (a local server process); safe to call twice."""
+        close = getattr(self.backend, "close", None)
+        if callable(close):
+            close()
+
     def _check_budget(self) -> None:
         if self.token_budget is not None and self.usage.total_tokens >= self.token_budget:
             raise BudgetExceeded(
@@ -379,7 +433,7 @@ class LLM:
                 list(conversation), schema=schema, schema_name=schema_name, settings=settings
             )
         except LLMUnavailableError as err:
-            seconds = time.perf_counter() - start
+            seconds = max(0.0, time.perf_counter() - start - self._startup_delta())
             with self._lock:
                 self.usage.failures += 1
                 self.usage.seconds += seconds
@@ -389,7 +443,15 @@ class LLM:
                 | {"valid": False, "error": str(err), "failed": True}
             )
             raise
-        return reply, time.perf_counter() - start
+        return reply, max(0.0, time.perf_counter() - start - self._startup_delta())
+
+    def _startup_delta(self) -> float:
+        """Seconds the backend spent starting a server since the last look (0 for others)."""
+        total = float(getattr(self.backend, "startup_seconds", 0.0))
+        with self._lock:
+            delta = total - self.usage.server_start_seconds
+            self.usage.server_start_seconds = total
+        return max(0.0, delta)
 
     def _record(
         self,
@@ -407,6 +469,7 @@ class LLM:
             self.usage.completion_tokens += reply.completion_tokens
             self.usage.seconds += seconds
             self.usage.invalid_replies += bool(error)
+            self.usage.structured_output = str(getattr(self.backend, "dialect", ""))
         record = _record(agent, schema_name, conversation, settings, reply, seconds)
         self.transcript.write(record | {"valid": not error, "error": error})
 
@@ -434,27 +497,56 @@ def _record(
 # --- choosing a backend --------------------------------------------------------------
 
 
-def parse_llm_spec(spec: str | None, env: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """``--llm`` as ``(scheme, arg)``: ``none``, ``("openai", MODEL)`` or ``("replay", PATH)``.
+LLM_ENV = "HYPERPILOT_LLM"
+_SCHEMES = ("openai", "replay", "local")
 
-    ``None`` means: OpenAI when ``OPENAI_BASE_URL`` or ``OPENAI_API_KEY`` is set, else none.
+
+def default_llm_spec(env: Mapping[str, str]) -> tuple[str, str]:
+    """What ``--llm`` means when it is not given, as ``(spec, why)``.
+
+    ``$HYPERPILOT_LLM`` if set; else the configured server when ``OPENAI_BASE_URL`` or
+    ``OPENAI_API_KEY`` is set; else the embedded local model when the ``[local]`` extra is
+    installed; else none (rule-based policies).
+    """
+    from hyperpilot.agents.local_llm import extra_installed
+
+    if env.get(LLM_ENV):
+        return env[LLM_ENV], f"from ${LLM_ENV}"
+    if env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_KEY"):
+        model = env.get("HYPERPILOT_MODEL") or env.get("OPENAI_MODEL") or DEFAULT_MODEL
+        return f"openai:{model}", "OPENAI_BASE_URL or OPENAI_API_KEY is set"
+    if extra_installed():
+        return "local", "no server configured; the [local] extra is installed"
+    return "none", "no server configured and the [local] extra is not installed"
+
+
+def parse_llm_spec(spec: str | None, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """``--llm`` as ``(scheme, arg)``: ``none``, ``("openai", MODEL)``, ``("replay", PATH)`` or
+    ``("local", MODEL)`` (MODEL empty for the default local model).
+
+    ``None`` means the default that ``default_llm_spec`` chooses.
     """
     env = os.environ if env is None else env
     if spec is None:
-        if not (env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_KEY")):
-            return "none", ""
-        model = env.get("HYPERPILOT_MODEL") or env.get("OPENAI_MODEL") or DEFAULT_MODEL
-        return "openai", model
+        spec = default_llm_spec(env)[0]
     scheme, _, argument = spec.strip().partition(":")
     scheme, argument = scheme.strip().lower(), argument.strip()
-    if scheme == "none" and not argument:
-        return "none", ""
+    if scheme in ("none", "local") and not argument:
+        return scheme, ""
     if scheme in ("openai", "replay") and not argument:
         what = "MODEL" if scheme == "openai" else "PATH"
         raise TaskSpecError(f"--llm {scheme}:{what} needs a {what.lower()}, got {spec!r}")
-    if scheme in ("openai", "replay"):
+    if scheme in _SCHEMES:
         return scheme, argument
-    raise TaskSpecError(f"unknown --llm {spec!r}; use none, openai:MODEL or replay:PATH")
+    raise TaskSpecError(
+        f"unknown --llm {spec!r}; use none, openai:MODEL, local[:MODEL] or replay:PATH")
+
+
+def _local_client(base_url: str, alias: str) -> OpenAIBackend:
+    # A CPU model can take minutes on a long prompt; a refused connection means a crash,
+    # which the local backend handles, so one quick retry is enough.
+    return OpenAIBackend(alias, base_url=base_url, api_key=_LOCAL_KEY, timeout=600.0,
+                         max_attempts=2, wait=wait_random_exponential(multiplier=0.2, max=1))
 
 
 def make_llm(
@@ -463,17 +555,27 @@ def make_llm(
     transcript_path: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> tuple[LLM | None, str]:
-    """The ``LLM`` that ``--llm spec`` names (or ``None``) and a line describing it."""
+    """The ``LLM`` that ``--llm spec`` names (or ``None``) and a line describing it.
+
+    ``local`` resolves the engine and the verified model now (``LocalLLMError`` names the
+    install command when either is missing); its server starts on the first call and stops
+    on ``LLM.close()``.
+    """
     env = os.environ if env is None else env
     scheme, argument = parse_llm_spec(spec, env)
+    why = f" [default: {default_llm_spec(env)[1]}]" if spec is None else ""
     if scheme == "none":
-        return None, "none (rule-based policies)"
+        return None, "none (rule-based policies)" + why
     backend: ChatBackend
     if scheme == "replay":
         path = Path(argument).expanduser()
         if not path.is_file():
             raise TaskSpecError(f"--llm replay: transcript {path} does not exist")
         backend = ReplayBackend(path)
+    elif scheme == "local":
+        from hyperpilot.agents.local_llm import local_backend
+
+        backend = local_backend(argument, _local_client, env)
     else:
         backend = OpenAIBackend(argument, env=env)
-    return LLM(backend, transcript=Transcript(transcript_path)), backend.name
+    return LLM(backend, transcript=Transcript(transcript_path)), backend.name + why

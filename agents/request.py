@@ -64,6 +64,9 @@ def parse_request(text: str, columns: list[str], llm: object | None) -> Decision
 
 
 def _checked(draft: RequestDraft, columns: list[str]) -> RequestDraft:
+    if not draft.is_ml and (draft.target is not None or draft.metric is not None):
+        # Small local models say "not ML" while naming what to predict; trust neither half.
+        raise ValueError("the answer says the request is not ML yet names a target or metric")
     if draft.target is not None and draft.target not in columns:
         matched = match_column(draft.target, columns)
         if matched is None:

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from hyperpilot.prompts import render
-from hyperpilot.tools.errors import BudgetExceeded, HyperpilotError, LLMOutputError
+from hyperpilot.tools.errors import (
+    BudgetExceeded,
+    HyperpilotError,
+    LLMOutputError,
+    LLMUnavailableError,
+)
 
 if TYPE_CHECKING:
     from hyperpilot.agents.llm import LLMClient
@@ -69,6 +74,8 @@ def decide(spec: AgentSpec[T], inputs: Mapping[str, Any], llm: LLMClient | None,
         reason = f"LLM token budget spent ({err})"
     except LLMOutputError as err:
         reason = f"invalid LLM output ({err})"
+    except LLMUnavailableError as err:
+        reason = f"LLM unavailable ({err})"
     except (HyperpilotError, ValueError) as err:
         reason = f"LLM answer rejected: {err}"
     log.warning("%s: falling back to rules: %s", spec.name, reason)

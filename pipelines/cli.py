@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "digits, diabetes)")
     run.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<task>-<time>)")
     run.add_argument("--llm", default=None,
-                     help="none, openai:MODEL or replay:PATH (default: an OpenAI-compatible server "
-                          "when OPENAI_BASE_URL or OPENAI_API_KEY is set, else none)")
+                     help="none, openai:MODEL, local[:MODEL] or replay:PATH (default: an "
+                          "OpenAI-compatible server when OPENAI_BASE_URL or OPENAI_API_KEY is set, "
+                          "else local when the [local] extra is installed, else none)")
     run.add_argument("--trials", type=_positive_int, default=30, help="trials in all (default 30)")
     run.add_argument("--time-limit", type=_positive_float, default=None,
                      help="wall-clock seconds for the whole run (default: no limit)")
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", type=Path, default=None,
                          help="CSV file to write (default: print CSV to standard output)")
     predict.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    doctor = commands.add_parser("doctor", help="check the LLM a run would use, with one real call")
+    doctor.add_argument("--llm", default=None, help="the --llm to check (default: as 'run' would)")
     return parser
 
 
@@ -96,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(done.code or 0)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="hyperpilot: %(levelname)s: %(message)s")
+    if args.command == "doctor":
+        from hyperpilot.pipelines.doctor import doctor
+
+        return doctor(args.llm)
     try:
         if args.command == "chat":
             return _chat(args)

@@ -99,7 +99,18 @@ def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, 
                        "time_limit": time_limit, "seed": seed, "started_at": time.time(),
                        "run_id": new_run_id()}
     with threadpool_limits(limits=threads_for(len(frame))):
-        return _invoke(ctx, state, recursion_limit=2 * trials + 50)
+        try:
+            return _invoke(ctx, state, recursion_limit=2 * trials + 50)
+        finally:
+            _close_llm(llm)
+
+
+def _close_llm(llm: LLMClient | None) -> None:
+    """Stop what the run's LLM holds: a local llama-server must not outlive the run (it starts
+    again on a later call, so a caller's client stays usable)."""
+    close = getattr(llm, "close", None)
+    if callable(close):
+        close()
 
 
 def threads_for(n_rows: int) -> int | None:

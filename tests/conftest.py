@@ -13,6 +13,9 @@ os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="hyperpilot-tests-")
 
 pytest_plugins = ["llm_fixtures"]
 
+# A test that leaves --llm out must not start the local model the [local] extra installs.
+os.environ["HYPERPILOT_LLM"] = "none"
+
 _LOCAL_HOSTS = ("127.0.0.1", "::1", "localhost")
 _real_connect = socket.socket.connect
 

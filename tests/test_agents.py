@@ -68,6 +68,13 @@ def test_llm_request_naming_a_missing_column_falls_back_to_rules(scripted) -> No
     assert decision.value.target == "species"
 
 
+def test_llm_saying_not_ml_while_naming_a_target_falls_back_to_rules(scripted) -> None:
+    llm, _ = scripted([{"is_ml": False, "target": "species", "metric": "accuracy"}])
+    decision = parse_request("predict the species", IRIS_COLUMNS, llm)
+    assert decision.source == "rules (fallback)" and "not ML yet names" in decision.note
+    assert decision.value.is_ml and decision.value.target == "species"
+
+
 def test_invalid_llm_output_is_reasked_then_falls_back(scripted) -> None:
     llm, fake = scripted(["not json", "{\"target\": 3}", "still not json"])
     decision = parse_request("predict the species", IRIS_COLUMNS, llm)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from hyperpilot.agents.llm import (
     OpenAIBackend,
     ReplayBackend,
     Transcript,
+    Usage,
+    is_loopback,
     make_llm,
     parse_llm_spec,
 )
@@ -321,7 +324,7 @@ def test_openai_server_errors_exhaust_attempts() -> None:
     assert len(server.requests) == 3
 
 
-def test_openai_falls_back_to_json_object_and_remembers() -> None:
+def test_openai_falls_back_to_schema_in_json_object_and_remembers() -> None:
     rejected = _error(400, "response_format type json_schema is not supported")
     server = Server(rejected, _completion('{"model": "a"}'), _completion('{"model": "b"}'))
     backend = server.backend()
@@ -330,9 +333,32 @@ def test_openai_falls_back_to_json_object_and_remembers() -> None:
     assert _chat(backend, schema).text == '{"model": "b"}'
     formats = [request["response_format"]["type"] for request in server.requests]
     assert formats == ["json_schema", "json_object", "json_object"]
+    assert server.requests[1]["response_format"]["schema"] == schema
+    assert backend.dialect == "json_object+schema"
     hinted = server.requests[1]["messages"]
     assert hinted[0]["role"] == "system" and '"n_trials"' in hinted[0]["content"]
     assert hinted[1:] == ASK[1:]
+
+
+def test_a_server_error_about_the_format_is_a_refusal_not_an_outage() -> None:
+    # llama-cpp-python answers json_schema with HTTP 500 instead of 400.
+    server = Server(_error(500, "json_schema response_format is not supported"),
+                    _completion('{"model": "a"}'))
+    backend = server.backend()
+    assert _chat(backend, Choice.model_json_schema()).text == '{"model": "a"}'
+    assert backend.dialect == "json_object+schema" and len(server.requests) == 2
+
+
+def test_openai_walks_down_to_plain_json_when_every_format_is_refused() -> None:
+    refusals = [_error(400, f"unsupported response_format {n}") for n in range(3)]
+    server = Server(*refusals, _completion('{"model": "a"}'), _completion('{"model": "b"}'))
+    backend = server.backend()
+    assert _chat(backend, Choice.model_json_schema()).text == '{"model": "a"}'
+    assert _chat(backend, Choice.model_json_schema()).text == '{"model": "b"}'
+    assert backend.dialect == "plain"
+    assert [r.get("response_format", {}).get("type") for r in server.requests] == [
+        "json_schema", "json_object", "json_object", None, None]
+    assert '"n_trials"' in server.requests[-1]["messages"][0]["content"]
 
 
 def test_openai_other_bad_requests_are_not_retried() -> None:
@@ -350,6 +376,17 @@ def test_network_guard_blocks_real_clients(monkeypatch) -> None:
     assert backend._client is None
 
 
+def test_network_guard_blocks_non_local_base_urls_and_allows_loopback(monkeypatch) -> None:
+    monkeypatch.setenv("HYPERPILOT_NO_NETWORK", "1")
+    remote = OpenAIBackend("m", api_key=KEY, base_url="http://10.1.2.3:8000/v1")
+    with pytest.raises(LLMUnavailableError, match="network access is disabled"):
+        _chat(remote)
+    for url in ("http://127.0.0.1:8080/v1", "http://localhost:1/v1", "http://[::1]:9/v1"):
+        assert OpenAIBackend("m", base_url=url)._get_client() is not None
+    assert not is_loopback("http://127.0.0.1.example.test/v1")
+    assert not is_loopback(None) and is_loopback("http://127.8.0.1/v1")
+
+
 def test_missing_key_is_unavailable(monkeypatch) -> None:
     monkeypatch.delenv("HYPERPILOT_NO_NETWORK", raising=False)
     backend = OpenAIBackend("m", env={})
@@ -360,17 +397,28 @@ def test_missing_key_is_unavailable(monkeypatch) -> None:
 # --- make_llm ------------------------------------------------------------------------
 
 
-def test_make_llm_none() -> None:
+def test_make_llm_none(monkeypatch) -> None:
+    monkeypatch.setattr("hyperpilot.agents.local_llm.extra_installed", lambda: False)
     assert make_llm("none", env={}) == (None, "none (rule-based policies)")
-    assert make_llm(None, env={}) == (None, "none (rule-based policies)")
+    llm, description = make_llm(None, env={})
+    assert llm is None and description.startswith("none (rule-based policies) [default: ")
+    assert "[local] extra is not installed" in description
+
+
+def test_default_llm_is_local_when_the_extra_is_installed(monkeypatch) -> None:
+    monkeypatch.setattr("hyperpilot.agents.local_llm.extra_installed", lambda: True)
+    assert parse_llm_spec(None, {}) == ("local", "")
+    assert parse_llm_spec(None, {"OPENAI_API_KEY": KEY})[0] == "openai"
+    assert parse_llm_spec(None, {"HYPERPILOT_LLM": "none", "OPENAI_API_KEY": KEY}) == ("none", "")
+    assert parse_llm_spec("local:smollm2-135m", {}) == ("local", "smollm2-135m")
 
 
 def test_make_llm_defaults_to_openai_when_the_env_names_a_server() -> None:
     llm, description = make_llm(None, env={"OPENAI_API_KEY": KEY})
     assert isinstance(llm, LLM)
-    assert description == "openai:gpt-4o-mini at https://api.openai.com/v1"
+    assert description.startswith("openai:gpt-4o-mini at https://api.openai.com/v1 [default: ")
     env = {"OPENAI_BASE_URL": "http://localhost:8000/v1", "HYPERPILOT_MODEL": "qwen"}
-    assert make_llm(None, env=env)[1] == "openai:qwen at http://localhost:8000/v1"
+    assert make_llm(None, env=env)[1].startswith("openai:qwen at http://localhost:8000/v1")
     assert parse_llm_spec(None, {"OPENAI_API_KEY": KEY, "OPENAI_MODEL": "o"}) == ("openai", "o")
 
 
@@ -382,7 +430,7 @@ def test_make_llm_explicit_openai_model() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("gpt4", r"unknown --llm 'gpt4'; use none, openai:MODEL or replay:PATH"),
+        ("gpt4", r"unknown --llm 'gpt4'; use none, openai:MODEL, local\[:MODEL\] or replay:PATH"),
         ("openai:", "needs a model"),
         ("replay", "needs a path"),
     ],
@@ -451,3 +499,25 @@ def test_after_an_outage_later_calls_fail_fast_without_the_backend() -> None:
             llm.complete([{"role": "user", "content": "x"}], Answer)
     assert len(fake.calls) == 1 and llm.usage.failures == 1
     assert len(llm.transcript.records) == 1
+
+
+def test_usage_reports_seconds_per_call_and_tokens_per_second() -> None:
+    usage = Usage(calls=4, completion_tokens=100, seconds=2.0)
+    report = usage.as_dict()
+    assert report["seconds_per_call"] == 0.5 and report["tokens_per_second"] == 50.0
+    assert Usage().as_dict()["seconds_per_call"] is None
+
+
+def test_server_start_time_is_kept_out_of_call_time() -> None:
+    class Starting:
+        name = "starting"
+        startup_seconds = 0.0
+
+        def chat(self, messages, *, schema, schema_name, settings) -> ChatReply:
+            time.sleep(0.05)
+            self.startup_seconds = 10.0  # as if a server start had taken 10 s
+            return ChatReply(text='{"model": "rf", "n_trials": 2}', completion_tokens=5)
+
+    llm = LLM(Starting())
+    llm.complete(ASK, Choice)
+    assert llm.usage.server_start_seconds == 10.0 and 0 <= llm.usage.seconds < 1.0

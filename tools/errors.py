@@ -37,3 +37,7 @@ class TrialFailed(HyperpilotError):
 
 class OutputDirError(HyperpilotError):
     """The output folder is unsafe to write (not empty and not a hyperpilot run)."""
+
+
+class LocalLLMError(HyperpilotError):
+    """The embedded local LLM cannot be set up (engine or model missing, model file corrupt)."""
