@@ -6,7 +6,6 @@ restore: the same history, space and generator state always give the same propos
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -18,11 +17,15 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
 from threadpoolctl import threadpool_limits
 
+from hyperpilot.agents.tuner.history import DIRECTIONS, observed
+from hyperpilot.agents.tuner.tpe import TPESampler
 from hyperpilot.tools.errors import TaskSpecError
 from hyperpilot.tools.space import SearchSpace
-from hyperpilot.tools.types import Config, TrialRecord, TrialState
+from hyperpilot.tools.types import Config, TrialRecord
 
-DIRECTIONS = ("maximize", "minimize")
+__all__ = ["DIRECTIONS", "SAMPLERS", "GPSampler", "RandomSampler", "Sampler", "TPESampler",
+           "expected_improvement", "make_sampler", "observed"]
+
 
 
 class Sampler(Protocol):
@@ -55,28 +58,6 @@ def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float,
     z = improvement / safe_std
     ei = improvement * norm.cdf(z) + safe_std * norm.pdf(z)
     return np.where(std > 0, np.maximum(ei, 0.0), np.maximum(improvement, 0.0))
-
-
-def observed(history: Sequence[TrialRecord], space: SearchSpace,
-             direction: str) -> tuple[list[Config], np.ndarray]:
-    """COMPLETE trials of ``space`` with finite scores, oriented so higher is better.
-
-    Records whose config the space does not contain exactly (another model's trials, an
-    older space) are left out rather than clipped into it, which would misplace them.
-    """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    sign = 1.0 if direction == "maximize" else -1.0
-    configs: list[Config] = []
-    scores: list[float] = []
-    for record in history:
-        if record.state is not TrialState.COMPLETE or record.score is None:
-            continue
-        if not math.isfinite(record.score) or not space.contains(record.config):
-            continue
-        configs.append(record.config)
-        scores.append(sign * record.score)
-    return configs, np.asarray(scores, dtype=float)
 
 
 class GPSampler:
@@ -155,7 +136,8 @@ def _kernel(width: int) -> Kernel:
             + WhiteKernel(1e-4, (1e-8, 0.5)))
 
 
-SAMPLERS: dict[str, Callable[[], Sampler]] = {"random": RandomSampler, "gp": GPSampler}
+SAMPLERS: dict[str, Callable[[], Sampler]] = {"random": RandomSampler, "gp": GPSampler,
+                                                "tpe": TPESampler}
 
 
 def make_sampler(name: str) -> Sampler:
