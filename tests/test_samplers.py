@@ -183,8 +183,8 @@ def test_records_from_other_spaces_are_ignored(sampler: Sampler) -> None:
 def test_log_dimensions_are_explored_on_the_log_scale(sampler: Sampler) -> None:
     space = SPACES["log"]
     proposals = run(sampler, space, [], steps=20, seed=4)
-    small = sum(c["lr"] < 1e-3 for c in proposals)
-    assert small >= 4  # uniform on the linear scale would put ~0.1% of them below 1e-3
+    small = sum(c["lr"] < 1e-2 for c in proposals)
+    assert small >= 5  # uniform on the linear scale would put ~1% of them below 1e-2
 
 
 def test_conditional_children_appear_exactly_when_their_parent_allows(sampler: Sampler) -> None:
