@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
 
-from hyperpilot.pipelines.bench_methods import METHODS, MethodUnavailable, Trace
+from hyperpilot.pipelines.bench_methods import MethodUnavailable, Trace, all_methods
 from hyperpilot.pipelines.bench_summary import summary_markdown
 from hyperpilot.pipelines.bench_tasks import DATASETS, MODELS, make_task
 
@@ -29,7 +30,8 @@ N_INITIAL, N_TRIALS = 5, 25
 CHECKPOINTS = (5, 10, 30)
 QUICK = {"datasets": ("wine", "diabetes"), "models": ("dt", "svm"), "seeds": (0, 1)}
 FULL = {"datasets": DATASETS, "models": MODELS, "seeds": (0, 1, 2, 3, 4)}
-DEFAULT_METHODS = ("random", "tpe", "gp", "surrogate", "optuna-tpe", "optuna-gp", "skopt-gp")
+DEFAULT_METHODS = ("random", "tpe", "gp", "surrogate", "surrogate-noise-llm", "llambo", "llambo-local",
+                   "optuna-tpe", "optuna-gp", "skopt-gp")
 COLUMNS = ["method", "dataset", "model", "seed", "n_evals", "best_cv", "test_of_best", "overhead_s"]
 
 
@@ -48,22 +50,24 @@ class Plan:
 def make_plan(quick: bool, methods: Sequence[str] | None) -> Plan:
     grid = QUICK if quick else FULL
     chosen = list(methods or DEFAULT_METHODS)
-    unknown = [m for m in chosen if m not in METHODS]
+    unknown = [m for m in chosen if m not in all_methods()]
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(all_methods())}")
     return Plan(grid["datasets"], grid["models"], grid["seeds"], chosen)  # type: ignore[arg-type]
 
 
 def run_task(dataset: str, model: str, seed: int, methods: Sequence[str]) -> tuple[list[dict], list[str]]:
     """Every method on one task: its result rows and the methods it had to skip (why)."""
     task = make_task(dataset, model, seed)
+    methods_by_name = all_methods()
     rng = np.random.default_rng([seed, 2024])
     initial = [task.space.sample(rng) for _ in range(N_INITIAL)]
     rows: list[dict] = []
     skipped: list[str] = []
     for method in methods:
         try:
-            trace = METHODS[method](task, initial, N_TRIALS, seed)
+            with threadpool_limits(limits=1):  # one core per task: processes share the machine
+                trace = methods_by_name[method](task, initial, N_TRIALS, seed)
         except MethodUnavailable as err:
             skipped.append(f"{method}: {err}")
             continue
@@ -117,7 +121,18 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def main(quick: bool, methods: Sequence[str] | None, out: Path, jobs: int) -> int:
+def main(quick: bool, methods: Sequence[str] | None, out: Path, jobs: int,
+         llm: str | None = None, llm_budget: int | None = None) -> int:
+    """The ``hyperpilot bench tuner`` command; ``llm`` and ``llm_budget`` reach the worker
+    processes through the environment."""
+    import os
+
+    from hyperpilot.pipelines.bench_llm import LLM_BUDGET_ENV, LLM_SPEC_ENV
+
+    if llm:
+        os.environ[LLM_SPEC_ENV] = llm
+    if llm_budget is not None:
+        os.environ[LLM_BUDGET_ENV] = str(llm_budget)
     plan = make_plan(quick, methods)
     command = "hyperpilot " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else ""
     results = run_benchmark(plan, out, jobs, command)

@@ -140,3 +140,9 @@ METHODS: dict[str, Runner] = {
     "optuna-gp": optuna_method("gp"),
     "skopt-gp": skopt_method,
 }
+
+
+def all_methods() -> dict[str, Runner]:
+    from hyperpilot.pipelines.bench_llm import LLM_METHODS
+
+    return {**METHODS, "surrogate": hyperpilot_method("surrogate"), **LLM_METHODS}

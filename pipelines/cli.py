@@ -58,13 +58,43 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--time-limit", type=_positive_float, default=None,
                      help="wall-clock seconds for the whole run (default: no limit)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--llm-budget", type=int, default=0,
+                     help="LLM calls the tuner may spend on LLAMBO proposals, early trials "
+                          "first (default 0: classical Bayesian optimisation)")
     predict = commands.add_parser("predict", help="predict new rows with a finished run")
     predict.add_argument("run_dir", type=Path, help="a run folder written by 'hyperpilot run'")
     predict.add_argument("--data", required=True, help="CSV or Parquet file of rows to predict")
     predict.add_argument("--output", type=Path, default=None,
                          help="CSV file to write (default: print CSV to standard output)")
     predict.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    _add_bench(commands)
     return parser
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="benchmarks of hyperpilot's parts")
+    which = bench.add_subparsers(dest="bench", required=True, parser_class=_Parser)
+    tuner = which.add_parser("tuner", help="samplers side by side on the LLAMBO/Bayesmark tasks")
+    tuner.add_argument("--quick", action="store_true",
+                       help="2 datasets x 2 models x 2 seeds (a few minutes) instead of 5 x 5 x 5")
+    tuner.add_argument("--methods", default=None,
+                       help="comma-separated, e.g. tpe,gp,surrogate,optuna-tpe (default: all)")
+    tuner.add_argument("--out", type=Path, default=Path("bench-tuner"),
+                       help="folder for results.csv and summary.md (default: bench-tuner)")
+    tuner.add_argument("--jobs", type=_positive_int, default=2, help="worker processes (default 2)")
+    tuner.add_argument("--llm", default=None, help="LLM for the 'llambo' method: openai:MODEL or replay:PATH")
+    tuner.add_argument("--llm-budget", type=int, default=None,
+                       help="LLM calls per task for the LLM-assisted methods (default 100)")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from hyperpilot.pipelines.bench import main as bench_main
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    try:
+        return bench_main(args.quick, methods, args.out, args.jobs, args.llm, args.llm_budget)
+    except ValueError as err:
+        raise HyperpilotError(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="hyperpilot: %(levelname)s: %(message)s")
     try:
+        if args.command == "bench":
+            return _bench(args)
         return _run(args) if args.command == "run" else _predict(args)
     except HyperpilotError as err:
         print(f"hyperpilot: error: {err}", file=sys.stderr)
@@ -93,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or default_out_dir(args.task)
     try:
         state = run_task(args.task, args.data, out, llm_spec=args.llm, trials=args.trials,
-                         time_limit=args.time_limit, seed=args.seed,
+                         time_limit=args.time_limit, seed=args.seed, llm_budget=args.llm_budget,
                          progress=lambda line: print(line, flush=True))
     except HyperpilotError:
         raise

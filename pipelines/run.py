@@ -66,10 +66,11 @@ def prepare_out_dir(out: Path) -> bool:
 def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, trials: int = 30,
              time_limit: float | None = None, seed: int = 0,
              progress: Callable[[str], None] = lambda line: None,
-             llm: LLMClient | None = None) -> dict[str, Any]:
+             llm: LLMClient | None = None, llm_budget: int = 0) -> dict[str, Any]:
     """Run one task end to end and return the final state; the run folder holds the artifacts.
 
-    ``llm`` (an already built client) takes the place of ``llm_spec``. Bad input raises a
+    ``llm`` (an already built client) takes the place of ``llm_spec``; ``llm_budget`` is
+    the LLM calls the tuner may spend on LLAMBO proposals. Bad input raises a
     ``HyperpilotError`` before anything is written to ``out``.
     """
     if not text.strip():
@@ -84,7 +85,8 @@ def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, 
         progress(f"[run] replacing the earlier run in {out}")
     (out / "transcript.jsonl").touch()
     progress(f"[run] {len(frame)} rows from {source}; LLM: {described}; output: {out}")
-    ctx = RunContext(frame=frame, out_dir=out, llm=llm, progress=progress, cuda=_cuda())
+    ctx = RunContext(frame=frame, out_dir=out, llm=llm, progress=progress, cuda=_cuda(),
+                     llm_budget=llm_budget)
     state: RunState = {"text": text, "source": source, "trials_budget": trials,
                        "time_limit": time_limit, "seed": seed, "started_at": time.time()}
     with threadpool_limits(limits=threads_for(len(frame))):

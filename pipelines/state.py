@@ -53,6 +53,7 @@ class RunContext:
     llm: Any = None
     progress: Callable[[str], None] = lambda line: None
     cuda: bool = False
+    llm_budget: int = 0  # LLM calls the tuner may spend (LLAMBO proposals)
     _training: TrainingData | None = field(default=None, repr=False)
 
     def training(self, state: RunState) -> TrainingData:

@@ -106,9 +106,12 @@ def test_llm_generator_keeps_only_valid_untried_configs_and_states_the_target() 
 
 def test_trust_gates_an_llm_worse_than_the_best_classical_surrogate() -> None:
     weights = trust_weights({"gp": 0.6, "forest": 0.3, "llm": 0.5}, {"gp", "forest"})
-    assert weights["llm"] == 0 and weights["gp"] > weights["forest"] > 0
+    assert weights == {"gp": 1.0, "forest": 0.0, "llm": 0.0}
+    weights = trust_weights({"gp": 0.3, "forest": 0.6, "llm": 0.6}, {"gp", "forest"})
+    assert weights["forest"] == weights["llm"] > weights["gp"] > 0
     assert sum(weights.values()) == pytest.approx(1.0)
     assert trust_weights({"gp": -0.2, "llm": -0.1}, {"gp"}) == {"gp": 1.0, "llm": 0.0}
+    assert trust_weights({"gp": 0.6, "forest": 0.5}, {"gp", "forest"}) == {"gp": 1.0, "forest": 0.0}
     assert trust_weights({"gp": 0.5, "llm": 0.9}, {"gp"})["llm"] > 0.7
 
 

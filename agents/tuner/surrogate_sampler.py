@@ -53,10 +53,16 @@ class Trust:
 
 def held_out_rank_correlation(surrogate: Surrogate, configs: list[Config], y: np.ndarray,
                               space: SearchSpace, rng: np.random.Generator) -> float:
-    """Spearman correlation of ``surrogate``'s out-of-fold predictions with the scores."""
+    """Spearman correlation of ``surrogate``'s out-of-fold predictions with the scores
+    (its own ``held_out`` predictions where it has a cheaper exact form: GP leave-one-out,
+    forest out-of-bag)."""
     n = len(configs)
     predicted = np.empty(n)
-    for fold in np.array_split(rng.permutation(n), min(surrogate.cv_folds, n)):
+    own = getattr(surrogate, "held_out", None)
+    folds = [] if own is not None else np.array_split(rng.permutation(n), min(surrogate.cv_folds, n))
+    if own is not None:
+        predicted = own(configs, y, space, rng)
+    for fold in folds:
         train = np.setdiff1d(np.arange(n), fold)
         mean, _ = surrogate.predict([configs[i] for i in train], y[train],
                                     [configs[i] for i in fold], space, rng)
@@ -68,14 +74,20 @@ def held_out_rank_correlation(surrogate: Surrogate, configs: list[Config], y: np
 
 
 def trust_weights(scores: dict[str, float], classical: set[str], power: float = 2.0) -> dict[str, float]:
-    """Weights from trust scores; a non-classical surrogate below the best classical gets 0."""
-    bar = max((scores[n] for n in classical if n in scores), default=0.0)
-    raw = {name: max(rho, 0.0) ** power if name in classical or rho >= bar else 0.0
-           for name, rho in scores.items()}
+    """Weights from trust scores (``scores`` in order, the first one the anchor, e.g. the GP).
+
+    The anchor keeps its weight; any other surrogate gets weight only when it ranks the
+    held-out trials at least as well as the anchor, and an LLM (non-classical) one only
+    when at least as well as the best classical one. No positive score: the anchor alone.
+    """
+    names = list(scores)
+    anchor = names[0]
+    bar = max([scores[anchor], *(scores[n] for n in classical if n in scores)])
+    raw = {name: max(rho, 0.0) ** power if name == anchor or rho >= (
+        bar if name not in classical else scores[anchor]) else 0.0 for name, rho in scores.items()}
     total = sum(raw.values())
     if total == 0:
-        fallback = [n for n in scores if n in classical]
-        return {n: (1.0 / len(fallback) if n in fallback else 0.0) for n in scores}
+        return {n: float(n == anchor) for n in names}
     return {name: w / total for name, w in raw.items()}
 
 
@@ -94,10 +106,10 @@ class SurrogateSampler:
 
     def __init__(self, generator: CandidateGenerator | None = None,
                  surrogates: Sequence[Surrogate] | None = None,
-                 acquisition: Acquisition = ei_acquisition, *, n_candidates: int = 64,
+                 acquisition: Acquisition = ei_acquisition, *, n_candidates: int = 192,
                  n_startup: int = 5, meter: LLMMeter | None = None, llm_budget: int = 0,
                  llm_calls_per_trial: int = 10) -> None:
-        self.generator = generator or MixedGenerator([(TPEGenerator(), 1.0), (LocalGenerator(), 1.0)])
+        self.generator = generator or MixedGenerator([(LocalGenerator(), 2.0), (TPEGenerator(), 1.0)])
         self.surrogates = list(surrogates or [GPSurrogate(), ForestSurrogate()])
         self.acquisition = acquisition
         self.n_candidates = n_candidates

@@ -52,14 +52,29 @@ class GPSurrogate:
 
     def predict(self, configs: list[Config], y: np.ndarray, candidates: list[Config],
                 space: SearchSpace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        x = np.stack([space.encode(c) for c in configs])
         with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
             for kind in (ConvergenceWarning, RuntimeWarning, UserWarning):
                 warnings.simplefilter("ignore", kind)
-            gp = GaussianProcessRegressor(kernel=gp_kernel(x.shape[1]), normalize_y=True,
-                                          random_state=int(rng.integers(2**31 - 1))).fit(x, y)
+            gp = self._fit(configs, y, space, rng)
             mean, std = gp.predict(np.stack([space.encode(c) for c in candidates]), return_std=True)
         return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+
+    def held_out(self, configs: list[Config], y: np.ndarray, space: SearchSpace,
+                 rng: np.random.Generator) -> np.ndarray:
+        """Exact leave-one-out means from one fit: y_i - [K^-1 y]_i / [K^-1]_ii."""
+        with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+            for kind in (ConvergenceWarning, RuntimeWarning, UserWarning):
+                warnings.simplefilter("ignore", kind)
+            gp = self._fit(configs, y, space, rng)
+            k_inv = np.linalg.pinv(gp.kernel_(gp.X_train_))
+        centred = y - np.mean(y)
+        return y - (k_inv @ centred) / np.maximum(np.diag(k_inv), 1e-12)
+
+    def _fit(self, configs: list[Config], y: np.ndarray, space: SearchSpace,
+             rng: np.random.Generator) -> GaussianProcessRegressor:
+        x = np.stack([space.encode(c) for c in configs])
+        return GaussianProcessRegressor(kernel=gp_kernel(x.shape[1]), normalize_y=True,
+                                        random_state=int(rng.integers(2**31 - 1))).fit(x, y)
 
 
 class ForestSurrogate:
@@ -75,11 +90,24 @@ class ForestSurrogate:
     def predict(self, configs: list[Config], y: np.ndarray, candidates: list[Config],
                 space: SearchSpace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         x = np.stack([space.encode(c) for c in configs])
-        forest = ExtraTreesRegressor(n_estimators=self.n_trees, min_samples_leaf=2,
-                                     random_state=int(rng.integers(2**31 - 1))).fit(x, y)
+        forest = self._fit(x, y, rng)
         grid = np.stack([space.encode(c) for c in candidates])
         per_tree = np.stack([tree.predict(grid) for tree in forest.estimators_])
         return per_tree.mean(axis=0), per_tree.std(axis=0)
+
+    def held_out(self, configs: list[Config], y: np.ndarray, space: SearchSpace,
+                 rng: np.random.Generator) -> np.ndarray:
+        """Out-of-bag predictions (the mean where a trial was in every bootstrap sample)."""
+        forest = self._fit(np.stack([space.encode(c) for c in configs]), y, rng)
+        oob = np.asarray(forest.oob_prediction_, dtype=float)
+        return np.where(np.isfinite(oob), oob, float(np.mean(y)))
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> ExtraTreesRegressor:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # few trials: some never out of bag
+            return ExtraTreesRegressor(n_estimators=self.n_trees, min_samples_leaf=2, bootstrap=True,
+                                       oob_score=True,
+                                       random_state=int(rng.integers(2**31 - 1))).fit(x, y)
 
 
 class RandomGenerator:
