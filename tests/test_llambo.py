@@ -143,3 +143,13 @@ def test_the_budget_caps_llm_calls_across_trials_and_the_study_records_them() ->
     assert sum(calls) == len(fake.calls) <= 10
     assert calls[0] > 0 and calls[-1] == 0  # spent early, then classical only
     assert all("weights" in r.tuner for r in records)
+
+
+def test_classical_parts_swap_in_and_are_weighed_by_their_held_out_ranking() -> None:
+    from hyperpilot.agents.tuner.surrogates import ForestSurrogate
+
+    sampler = SurrogateSampler(TPEGenerator(), [GPSurrogate(), ForestSurrogate()], n_candidates=32)
+    config, info = sampler.propose(history(15), SPACE, np.random.default_rng(2))
+    assert SPACE.contains(config)
+    assert set(info["weights"]) == {"gp", "forest"} and info["trust"]["gp"] > 0.5
+    assert sum(info["weights"].values()) == pytest.approx(1.0)

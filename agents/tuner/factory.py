@@ -7,13 +7,7 @@ from typing import Any
 
 from hyperpilot.agents.tuner.llambo import LLMGenerator, LLMMeter, LLMSurrogate
 from hyperpilot.agents.tuner.surrogate_sampler import SurrogateSampler
-from hyperpilot.agents.tuner.surrogates import (
-    ForestSurrogate,
-    GPSurrogate,
-    LocalGenerator,
-    MixedGenerator,
-    TPEGenerator,
-)
+from hyperpilot.agents.tuner.surrogates import GPSurrogate, LocalGenerator, MixedGenerator
 
 LLM_CALLS_PER_TRIAL = 10
 
@@ -21,11 +15,10 @@ LLM_CALLS_PER_TRIAL = 10
 def tuner_sampler(llm: Any | None, task: str, llm_budget: int = 0,
                   per_trial: int = LLM_CALLS_PER_TRIAL) -> SurrogateSampler:
     """``llm_budget`` caps the tuner's LLM calls over the history the sampler sees."""
-    classical = [(LocalGenerator(), 2.0), (TPEGenerator(), 1.0)]
     if llm is None or llm_budget <= 0:
-        return SurrogateSampler(MixedGenerator(classical), [GPSurrogate(), ForestSurrogate()])
+        return SurrogateSampler()
     meter = LLMMeter(llm)
-    generator = MixedGenerator([(LLMGenerator(meter, task), 0.1), *classical])
-    surrogates = [GPSurrogate(), ForestSurrogate(), LLMSurrogate(meter, task)]
+    generator = MixedGenerator([(LLMGenerator(meter, task), 0.01), (LocalGenerator(), 1.0)])
+    surrogates = [GPSurrogate(), LLMSurrogate(meter, task)]
     return SurrogateSampler(generator, surrogates, meter=meter, llm_budget=llm_budget,
                             llm_calls_per_trial=per_trial)

@@ -22,13 +22,10 @@ from hyperpilot.agents.tuner.history import observed
 from hyperpilot.agents.tuner.llambo import LLMMeter
 from hyperpilot.agents.tuner.surrogates import (
     CandidateGenerator,
-    ForestSurrogate,
     GPSurrogate,
     LocalGenerator,
-    MixedGenerator,
     Surrogate,
     SurrogateUnavailable,
-    TPEGenerator,
 )
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.space_text import parse_proposals
@@ -73,16 +70,18 @@ def held_out_rank_correlation(surrogate: Surrogate, configs: list[Config], y: np
     return rho if np.isfinite(rho) else 0.0
 
 
-def trust_weights(scores: dict[str, float], classical: set[str], power: float = 2.0) -> dict[str, float]:
+def trust_weights(scores: dict[str, float], classical: set[str], power: float = 2.0,
+                  chance: float = 0.0) -> dict[str, float]:
     """Weights from trust scores (``scores`` in order, the first one the anchor, e.g. the GP).
 
     The anchor keeps its weight; any other surrogate gets weight only when it ranks the
     held-out trials at least as well as the anchor, and an LLM (non-classical) one only
-    when at least as well as the best classical one. No positive score: the anchor alone.
+    when at least as well as the best classical one and above ``chance`` (the correlation
+    that random predictions exceed about 5% of the time). No positive score: the anchor alone.
     """
     names = list(scores)
     anchor = names[0]
-    bar = max([scores[anchor], *(scores[n] for n in classical if n in scores)])
+    bar = max([scores[anchor], *(scores[n] for n in classical if n in scores), chance])
     raw = {name: max(rho, 0.0) ** power if name == anchor or rho >= (
         bar if name not in classical else scores[anchor]) else 0.0 for name, rho in scores.items()}
     total = sum(raw.values())
@@ -99,18 +98,19 @@ def mixture(parts: list[tuple[float, np.ndarray, np.ndarray]]) -> tuple[np.ndarr
 
 
 class SurrogateSampler:
-    """Generator + trusted surrogates + acquisition; the default is all classical
-    (TPE and local candidates, GP and random-forest surrogates, expected improvement)."""
+    """Generator + trusted surrogates + acquisition; the default is classical: the GP
+    sampler's candidates (uniform and local moves around the best), a GP surrogate and
+    expected improvement. A ``ForestSurrogate`` or ``TPEGenerator`` plug in the same way."""
 
     name = "surrogate"
 
     def __init__(self, generator: CandidateGenerator | None = None,
                  surrogates: Sequence[Surrogate] | None = None,
-                 acquisition: Acquisition = ei_acquisition, *, n_candidates: int = 192,
+                 acquisition: Acquisition = ei_acquisition, *, n_candidates: int = 512,
                  n_startup: int = 5, meter: LLMMeter | None = None, llm_budget: int = 0,
                  llm_calls_per_trial: int = 10) -> None:
-        self.generator = generator or MixedGenerator([(LocalGenerator(), 2.0), (TPEGenerator(), 1.0)])
-        self.surrogates = list(surrogates or [GPSurrogate(), ForestSurrogate()])
+        self.generator = generator or LocalGenerator()
+        self.surrogates = list(surrogates or [GPSurrogate()])
         self.acquisition = acquisition
         self.n_candidates = n_candidates
         self.n_startup = n_startup
@@ -161,7 +161,8 @@ class SurrogateSampler:
             except SurrogateUnavailable as err:
                 trust.scores[surrogate.name] = -1.0
                 trust.notes[surrogate.name] = str(err)
-        trust.weights = trust_weights(trust.scores, {s.name for s in self.surrogates if s.classical})
+        trust.weights = trust_weights(trust.scores, {s.name for s in self.surrogates if s.classical},
+                                      chance=2.0 / np.sqrt(max(len(y) - 1, 1)))
         return trust
 
     def _choose(self, pool: list[Config], configs: list[Config], y: np.ndarray, space: SearchSpace,
