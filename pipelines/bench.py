@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,8 +48,19 @@ class Plan:
         return list(itertools.product(self.datasets, self.models, self.seeds))
 
 
-def make_plan(quick: bool, methods: Sequence[str] | None) -> Plan:
-    grid = QUICK if quick else FULL
+def make_plan(quick: bool, methods: Sequence[str] | None, datasets: Sequence[str] | None = None,
+              models: Sequence[str] | None = None, seeds: int | None = None) -> Plan:
+    """The grid of ``--quick`` or the full protocol; ``datasets``, ``models`` and ``seeds``
+    (the first N) narrow it."""
+    grid = dict(QUICK if quick else FULL)
+    for key, chosen_values, allowed in (("datasets", datasets, DATASETS), ("models", models, MODELS)):
+        if chosen_values:
+            bad = [v for v in chosen_values if v not in allowed]
+            if bad:
+                raise ValueError(f"unknown {key} {bad}; choose from {', '.join(allowed)}")
+            grid[key] = tuple(chosen_values)
+    if seeds:
+        grid["seeds"] = tuple(range(seeds))
     chosen = list(methods or DEFAULT_METHODS)
     unknown = [m for m in chosen if m not in all_methods()]
     if unknown:
@@ -122,7 +134,8 @@ def _version(package: str) -> str:
 
 
 def main(quick: bool, methods: Sequence[str] | None, out: Path, jobs: int,
-         llm: str | None = None, llm_budget: int | None = None) -> int:
+         llm: str | None = None, llm_budget: int | None = None,
+         narrow: dict[str, Any] | None = None) -> int:
     """The ``hyperpilot bench tuner`` command; ``llm`` and ``llm_budget`` reach the worker
     processes through the environment."""
     import os
@@ -133,7 +146,7 @@ def main(quick: bool, methods: Sequence[str] | None, out: Path, jobs: int,
         os.environ[LLM_SPEC_ENV] = llm
     if llm_budget is not None:
         os.environ[LLM_BUDGET_ENV] = str(llm_budget)
-    plan = make_plan(quick, methods)
+    plan = make_plan(quick, methods, **(narrow or {}))
     command = "hyperpilot " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else ""
     results = run_benchmark(plan, out, jobs, command)
     print((out / "summary.md").read_text())

@@ -82,6 +82,9 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     tuner.add_argument("--out", type=Path, default=Path("bench-tuner"),
                        help="folder for results.csv and summary.md (default: bench-tuner)")
     tuner.add_argument("--jobs", type=_positive_int, default=2, help="worker processes (default 2)")
+    tuner.add_argument("--datasets", default=None, help="comma-separated subset of the datasets")
+    tuner.add_argument("--models", default=None, help="comma-separated subset of rf,svm,dt,mlp-sgd,ada")
+    tuner.add_argument("--seeds", type=_positive_int, default=None, help="run only the first N seeds")
     tuner.add_argument("--llm", default=None, help="LLM for the 'llambo' method: openai:MODEL or replay:PATH")
     tuner.add_argument("--llm-budget", type=int, default=None,
                        help="LLM calls per task for the LLM-assisted methods (default 100)")
@@ -90,9 +93,13 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
 def _bench(args: argparse.Namespace) -> int:
     from hyperpilot.pipelines.bench import main as bench_main
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    def names(text: str | None) -> list[str] | None:
+        return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+    narrow = {"datasets": names(args.datasets), "models": names(args.models), "seeds": args.seeds}
     try:
-        return bench_main(args.quick, methods, args.out, args.jobs, args.llm, args.llm_budget)
+        return bench_main(args.quick, names(args.methods), args.out, args.jobs, args.llm,
+                          args.llm_budget, narrow)
     except ValueError as err:
         raise HyperpilotError(str(err)) from None
 
