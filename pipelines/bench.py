@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from hyperpilot.pipelines.bench_methods import MethodUnavailable, Trace, all_methods
 from hyperpilot.pipelines.bench_summary import summary_markdown
-from hyperpilot.pipelines.bench_tasks import DATASETS, MODELS, make_task
+from hyperpilot.pipelines.bench_tasks import DATASETS, MODELS, BenchTask, make_task
 
 N_INITIAL, N_TRIALS = 5, 25
 CHECKPOINTS = (5, 10, 30)
@@ -87,15 +87,15 @@ def run_task(dataset: str, model: str, seed: int, methods: Sequence[str]) -> tup
     return rows, skipped
 
 
-def checkpoint_rows(method: str, task: object, trace: Trace) -> list[dict]:
+def checkpoint_rows(method: str, task: BenchTask, trace: Trace) -> list[dict]:
     rows = []
     for n in CHECKPOINTS:
         head = trace[:n]
         best = max(head, key=lambda s: s.score)
         proposed = [s.overhead_s for s in head[N_INITIAL:]]
-        rows.append({"method": method, "dataset": task.dataset, "model": task.model,  # type: ignore[attr-defined]
-                     "seed": task.seed, "n_evals": n, "best_cv": best.score,  # type: ignore[attr-defined]
-                     "test_of_best": task.test(best.config),  # type: ignore[attr-defined]
+        rows.append({"method": method, "dataset": task.dataset, "model": task.model,
+                     "seed": task.seed, "n_evals": n, "best_cv": best.score,
+                     "test_of_best": task.test(best.config),
                      "overhead_s": float(np.mean(proposed)) if proposed else 0.0})
     return rows
 

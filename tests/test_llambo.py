@@ -153,3 +153,19 @@ def test_classical_parts_swap_in_and_are_weighed_by_their_held_out_ranking() -> 
     assert SPACE.contains(config)
     assert set(info["weights"]) == {"gp", "forest"} and info["trust"]["gp"] > 0.5
     assert sum(info["weights"].values()) == pytest.approx(1.0)
+
+
+def test_the_run_tuner_is_classical_without_llm_or_budget_and_logs_what_decided() -> None:
+    from hyperpilot.agents.tuner.factory import tuner_sampler
+    from hyperpilot.pipelines.report import trial_rows
+
+    llm, _ = llm_answering("truth")
+    assert [s.name for s in tuner_sampler(None, "t", 50).surrogates] == ["gp"]
+    assert [s.name for s in tuner_sampler(llm, "t", 0).surrogates] == ["gp"]
+    sampler = tuner_sampler(llm, "t", 50)
+    assert [s.name for s in sampler.surrogates] == ["gp", "llm"]
+    study = Study(SPACE, "maximize", sampler, np.random.default_rng(0), history=history(8))
+    trial = study.ask()
+    record = study.tell(trial, truth(trial.config))
+    row = trial_rows({"trials": [record.model_dump(mode="json")]})[0]  # type: ignore[typeddict-item]
+    assert row["tuner"]["weights"] == record.tuner["weights"] and row["tuner"]["llm_calls"] > 0
