@@ -169,3 +169,18 @@ def test_the_run_tuner_is_classical_without_llm_or_budget_and_logs_what_decided(
     record = study.tell(trial, truth(trial.config))
     row = trial_rows({"trials": [record.model_dump(mode="json")]})[0]  # type: ignore[typeddict-item]
     assert row["tuner"]["weights"] == record.tuner["weights"] and row["tuner"]["llm_calls"] > 0
+
+
+def test_an_llm_that_earns_no_weight_leaves_the_classical_proposal_unchanged() -> None:
+    from hyperpilot.agents.tuner.factory import tuner_sampler
+
+    llm, fake = llm_answering("noise")
+    records = history(12)
+    for seed in range(3):
+        with_llm, info = tuner_sampler(llm, "t", 50).propose(records, SPACE, np.random.default_rng([seed, 1]))
+        classical = tuner_sampler(None, "t").suggest(records, SPACE, np.random.default_rng([seed, 1]))
+        assert info["weights"]["llm"] == 0 and info["llm_calls"] > 0
+        llm_named = {SPACE.key(c) for c in [{"a": 0.31, "b": 0.69}]}
+        if SPACE.key(with_llm) not in llm_named:  # the generator's own proposal may win on merit
+            assert with_llm == classical
+    assert fake.calls

@@ -76,6 +76,15 @@ def render_history(space: SearchSpace, configs: Sequence[Config], scores: Sequen
                      for c, s in zip(configs, scores, strict=True))
 
 
+def own_stream(rng: np.random.Generator) -> np.random.Generator:
+    """A child generator: the LLM parts draw from it, so the parent's stream (and with it
+    every classical proposal) is the same whether or not an LLM takes part."""
+    try:
+        return rng.spawn(1)[0]
+    except (TypeError, ValueError):  # a generator built without a seed sequence
+        return rng
+
+
 def _shuffled(configs: list[Config], y: np.ndarray, rng: np.random.Generator,
               k: int) -> tuple[list[Config], list[float]]:
     order = rng.permutation(len(configs))[:k]
@@ -92,6 +101,7 @@ class LLMSurrogate:
 
     def predict(self, configs: list[Config], y: np.ndarray, candidates: list[Config],
                 space: SearchSpace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        rng = own_stream(rng)
         samples = []
         for _ in range(self.n_samples):
             shown, scores = _shuffled(configs, y, rng, self.k_shot)
@@ -123,7 +133,7 @@ class LLMGenerator:
         configs, y = observed(history, space, direction)
         if not configs:
             return []
-        shown, scores = _shuffled(configs, y, rng, self.k_shot)
+        shown, scores = _shuffled(configs, y, own_stream(rng), self.k_shot)
         prompt = render("llambo_candidates.j2", task=self.task, space=space.describe(),
                         history=render_history(space, shown, scores), n=min(n, self.per_call),
                         target=f"{target_score(y, self.alpha):.{SCORE_DECIMALS}f}")

@@ -19,7 +19,7 @@ from scipy.stats import spearmanr
 
 from hyperpilot.agents.tuner.gp import expected_improvement
 from hyperpilot.agents.tuner.history import observed
-from hyperpilot.agents.tuner.llambo import LLMMeter
+from hyperpilot.agents.tuner.llambo import LLMMeter, own_stream
 from hyperpilot.agents.tuner.surrogates import (
     CandidateGenerator,
     GPSurrogate,
@@ -156,8 +156,9 @@ class SurrogateSampler:
                rng: np.random.Generator) -> Trust:
         trust = Trust()
         for surrogate in self.surrogates:
+            stream = rng if surrogate.classical else own_stream(rng)
             try:
-                trust.scores[surrogate.name] = held_out_rank_correlation(surrogate, configs, y, space, rng)
+                trust.scores[surrogate.name] = held_out_rank_correlation(surrogate, configs, y, space, stream)
             except SurrogateUnavailable as err:
                 trust.scores[surrogate.name] = -1.0
                 trust.notes[surrogate.name] = str(err)

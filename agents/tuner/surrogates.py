@@ -148,7 +148,8 @@ class TPEGenerator:
 
 
 class MixedGenerator:
-    """The union of several generators' proposals, each asked for its share of ``n``."""
+    """The union of several generators' proposals; each is asked for ``round(share x n)``
+    (at least one), so an extra part adds candidates without thinning the others."""
 
     def __init__(self, parts: Sequence[tuple[CandidateGenerator, float]]) -> None:
         self.parts = list(parts)
@@ -156,9 +157,8 @@ class MixedGenerator:
 
     def propose(self, history: Sequence[TrialRecord], space: SearchSpace,
                 rng: np.random.Generator, n: int, *, direction: str) -> list[Config]:
-        total = sum(share for _, share in self.parts)
         out: list[Config] = []
         for generator, share in self.parts:
-            count = max(1, round(n * share / total))
+            count = max(1, round(n * share))
             out += generator.propose(history, space, rng, count, direction=direction)
         return out
