@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="neither read nor write the experience store")
     run.add_argument("--knowledge", type=Path, default=None,
                      help="a folder of your own notes (.md, .txt) for the planner to retrieve")
+    run.add_argument("--llm-budget", type=int, default=0,
+                     help="LLM calls the tuner may spend on LLAMBO proposals, early trials "
+                          "first (default 0: classical Bayesian optimisation)")
     chat = commands.add_parser("chat", help="a conversation: describe, run, ask, refine, predict")
     chat.add_argument("--data", default=None, help="CSV or Parquet file, or sklearn:NAME")
     chat.add_argument("--session", default=None,
@@ -89,7 +92,41 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--force", action="store_true", help="overwrite an existing --output")
     doctor = commands.add_parser("doctor", help="check the LLM a run would use, with one real call")
     doctor.add_argument("--llm", default=None, help="the --llm to check (default: as 'run' would)")
+    _add_bench(commands)
     return parser
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="benchmarks of hyperpilot's parts")
+    which = bench.add_subparsers(dest="bench", required=True, parser_class=_Parser)
+    tuner = which.add_parser("tuner", help="samplers side by side on the LLAMBO/Bayesmark tasks")
+    tuner.add_argument("--quick", action="store_true",
+                       help="2 datasets x 2 models x 2 seeds (a few minutes) instead of 5 x 5 x 5")
+    tuner.add_argument("--methods", default=None,
+                       help="comma-separated, e.g. tpe,gp,surrogate,optuna-tpe (default: all)")
+    tuner.add_argument("--out", type=Path, default=Path("bench-tuner"),
+                       help="folder for results.csv and summary.md (default: bench-tuner)")
+    tuner.add_argument("--jobs", type=_positive_int, default=2, help="worker processes (default 2)")
+    tuner.add_argument("--datasets", default=None, help="comma-separated subset of the datasets")
+    tuner.add_argument("--models", default=None, help="comma-separated subset of rf,svm,dt,mlp-sgd,ada")
+    tuner.add_argument("--seeds", type=_positive_int, default=None, help="run only the first N seeds")
+    tuner.add_argument("--llm", default=None, help="LLM for the 'llambo' method: openai:MODEL or replay:PATH")
+    tuner.add_argument("--llm-budget", type=int, default=None,
+                       help="LLM calls per task for the LLM-assisted methods (default 100)")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from hyperpilot.pipelines.bench import main as bench_main
+
+    def names(text: str | None) -> list[str] | None:
+        return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+    narrow = {"datasets": names(args.datasets), "models": names(args.models), "seeds": args.seeds}
+    try:
+        return bench_main(args.quick, names(args.methods), args.out, args.jobs, args.llm,
+                          args.llm_budget, narrow)
+    except ValueError as err:
+        raise HyperpilotError(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "chat":
             return _chat(args)
+        if args.command == "bench":
+            return _bench(args)
         return _run(args) if args.command == "run" else _predict(args)
     except HyperpilotError as err:
         print(f"hyperpilot: error: {err}", file=sys.stderr)
@@ -128,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or default_out_dir(args.task)
     try:
         state = run_task(args.task, args.data, out, llm_spec=args.llm, trials=args.trials,
-                         time_limit=args.time_limit, seed=args.seed,
+                         time_limit=args.time_limit, seed=args.seed, llm_budget=args.llm_budget,
                          progress=lambda line: print(line, flush=True),
                          experience=False if args.no_experience else (args.experience or True),
                          knowledge=args.knowledge)

@@ -225,7 +225,8 @@ def tune_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
         return {"stop_reason": f"all {len(current)} planned trials done"}
     space = SearchSpace.model_validate(state["spaces"][family])
     record = run_trial(family, space, state["warm"][family], history, task, profile,
-                       ctx.training(state), state["seed"], plan.id)
+                       ctx.training(state), state["seed"], plan.id,
+                       llm=ctx.llm, llm_budget=ctx.llm_budget)
     _show_trial(ctx, record, history, task)
     update: dict[str, Any] = {"trials": [record.model_dump(mode="json")]}
     stop = _stop_reason(state, current + [record], plan)

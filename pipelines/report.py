@@ -19,7 +19,7 @@ def llm_usage(ctx: RunContext) -> dict[str, Any]:
 
 def trial_rows(state: RunState) -> list[dict[str, Any]]:
     keep = ("number", "model", "config", "score", "state", "seconds", "fold_scores", "sampler",
-            "error", "plan_id")
+            "error", "plan_id", "tuner")
     return [{k: t.get(k) for k in keep} for t in state.get("trials", [])]
 
 

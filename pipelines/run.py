@@ -70,14 +70,15 @@ def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, 
              time_limit: float | None = None, seed: int = 0,
              progress: Callable[[str], None] = lambda line: None,
              llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
-             experience: Path | None | bool = True,
-             knowledge: Path | None = None) -> dict[str, Any]:
+             experience: Path | None | bool = True, knowledge: Path | None = None,
+             llm_budget: int = 0) -> dict[str, Any]:
     """Run one task end to end and return the final state; the run folder holds the artifacts.
 
     ``llm`` (an already built client) takes the place of ``llm_spec``; ``frame`` (a table
     already in memory) takes the place of loading ``source``, which then only names it.
     ``experience`` is the experience store's path, ``True`` for the default one, ``False``
-    for none. ``knowledge`` adds a folder of the user's notes to the shipped cards. Bad input
+    for none. ``knowledge`` adds a folder of the user's notes to the shipped cards.
+    ``llm_budget`` is the LLM calls the tuner may spend on LLAMBO proposals. Bad input
     raises a ``HyperpilotError`` before anything is written to ``out``.
     """
     if not text.strip():
@@ -94,7 +95,7 @@ def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, 
     (out / "transcript.jsonl").touch()
     progress(f"[run] {len(frame)} rows from {source}; LLM: {described}; output: {out}")
     ctx = RunContext(frame=frame, out_dir=out, llm=llm, progress=progress, cuda=_cuda(),
-                     cards=cards, experience=_store(experience))
+                     cards=cards, experience=_store(experience), llm_budget=llm_budget)
     state: RunState = {"text": text, "source": source, "trials_budget": trials,
                        "time_limit": time_limit, "seed": seed, "started_at": time.time(),
                        "run_id": new_run_id()}

@@ -59,6 +59,7 @@ class RunContext:
     cuda: bool = False
     cards: list[Card] = field(default_factory=shipped_cards)
     experience: ExperienceStore | None = None
+    llm_budget: int = 0  # LLM calls the tuner may spend (LLAMBO proposals)
     _training: TrainingData | None = field(default=None, repr=False)
 
     def training(self, state: RunState) -> TrainingData:

@@ -12,11 +12,12 @@ from hyperpilot.agents.tuner.samplers import (
     GPSampler,
     RandomSampler,
     Sampler,
+    TPESampler,
     expected_improvement,
     make_sampler,
 )
 from hyperpilot.tools.errors import TaskSpecError
-from hyperpilot.tools.space import CategoricalDim, FloatDim, IntDim, SearchSpace
+from hyperpilot.tools.space import CategoricalDim, Condition, FloatDim, IntDim, SearchSpace
 from hyperpilot.tools.types import Config, TrialRecord, TrialState
 
 PLAIN = (int, float, str, bool, type(None))
@@ -41,6 +42,18 @@ SPACES = {
         CategoricalDim(name="criterion", choices=["gini", "entropy", "log_loss"]),
         CategoricalDim(name="class_weight", choices=[None, "balanced"]),
         CategoricalDim(name="bootstrap", choices=[True, False]),
+    ]),
+    "step": SearchSpace(dims=[FloatDim(name="frac", low=0.1, high=0.9, step=0.05),
+                              IntDim(name="width", low=8, high=256, step=8),
+                              FloatDim(name="tol", low=1e-5, high=1e-1, log=True)]),
+    "conditional": SearchSpace(dims=[
+        CategoricalDim(name="kernel", choices=["rbf", "poly", "linear"]),
+        FloatDim(name="C", low=1e-3, high=1e3, log=True),
+        FloatDim(name="gamma", low=1e-4, high=1.0, log=True,
+                 condition=Condition(parent="kernel", values=["rbf", "poly"])),
+        IntDim(name="degree", low=2, high=5, condition=Condition(parent="kernel", values=["poly"])),
+        CategoricalDim(name="coef", choices=[0.0, 1.0],
+                       condition=Condition(parent="degree", values=[3, 4])),
     ]),
 }
 
@@ -75,15 +88,21 @@ def run(sampler: Sampler, space: SearchSpace, history: list[TrialRecord], steps:
 
 
 def assert_valid(space: SearchSpace, config: Config) -> None:
-    assert set(config) == set(space.names)
+    assert list(config) == space.active(config)  # inactive conditional parameters absent
+    assert all(d.name in config for d in space.dims if d.condition is None)
     assert space.contains(config), config
     for dim in space.dims:
+        if dim.name not in config:
+            continue
         value = config[dim.name]
         assert type(value) in PLAIN, (dim.name, type(value))
         if isinstance(dim, FloatDim):
             assert type(value) is float
+            if dim.step is not None:
+                assert (value - dim.low) / dim.step == pytest.approx(round((value - dim.low) / dim.step))
         elif isinstance(dim, IntDim):
             assert type(value) is int
+            assert (value - dim.low) % dim.step == 0
         else:
             assert any(value == c and type(value) is type(c) for c in dim.choices)
 
@@ -161,13 +180,31 @@ def test_records_from_other_spaces_are_ignored(sampler: Sampler) -> None:
     assert_valid(space, with_foreign)
 
 
+def test_log_dimensions_are_explored_on_the_log_scale(sampler: Sampler) -> None:
+    space = SPACES["log"]
+    proposals = run(sampler, space, [], steps=20, seed=4)
+    small = sum(c["lr"] < 1e-2 for c in proposals)
+    assert small >= 5  # uniform on the linear scale would put ~1% of them below 1e-2
+
+
+def test_conditional_children_appear_exactly_when_their_parent_allows(sampler: Sampler) -> None:
+    space = SPACES["conditional"]
+    proposals = run(sampler, space, seeded_history(space, 10), steps=12, seed=2)
+    proposals += [sampler.suggest([], space, np.random.default_rng(s)) for s in range(12)]
+    for config in proposals:
+        assert_valid(space, config)
+        assert ("gamma" in config) == (config["kernel"] != "linear")
+        assert ("degree" in config) == (config["kernel"] == "poly")
+        assert ("coef" in config) == (config.get("degree") in (3, 4))
+
+
 def test_make_sampler_builds_each_registered_sampler(sampler: Sampler) -> None:
     assert type(make_sampler(sampler.name)) is type(sampler)
 
 
 def test_make_sampler_rejects_an_unknown_name() -> None:
-    with pytest.raises(TaskSpecError, match="unknown sampler 'tpe'"):
-        make_sampler("tpe")
+    with pytest.raises(TaskSpecError, match="unknown sampler 'cmaes'"):
+        make_sampler("cmaes")
 
 
 # --- the GP sampler ---------------------------------------------------------------------
@@ -250,3 +287,22 @@ def test_expected_improvement_grows_with_uncertainty() -> None:
     ei = expected_improvement(np.full(5, 0.4), std, best=0.5, xi=0.01)
     assert np.all(np.diff(ei) > 0)
     assert np.all(ei >= 0)
+
+
+# --- the TPE sampler --------------------------------------------------------------------
+
+def test_tpe_finds_the_optimum_better_than_random() -> None:
+    seeds = range(5)
+    tpe = np.median([best_distance(TPESampler(), s, "maximize", n=40) for s in seeds])
+    rand = np.median([best_distance(RandomSampler(), s, "maximize", n=40) for s in seeds])
+    assert tpe < rand
+
+
+def test_tpe_prefers_the_categorical_choice_of_the_good_trials() -> None:
+    space = SearchSpace(dims=[CategoricalDim(name="k", choices=["a", "b", "c", "d"]),
+                              FloatDim(name="x", low=0.0, high=1.0)])
+    rng = np.random.default_rng(0)
+    configs = [space.sample(rng) for _ in range(30)]
+    history = [record(i, c, float(c["k"] == "c") + 0.01 * c["x"]) for i, c in enumerate(configs)]
+    picks = [TPESampler().suggest(history, space, np.random.default_rng(s))["k"] for s in range(10)]
+    assert picks.count("c") >= 8

@@ -108,3 +108,6 @@ class TrialRecord(BaseModel):
     sampler: str = ""
     plan_id: str = ""
     error: str = ""
+    # What decided a sampler's proposal (surrogate weights, trust scores, LLM calls and
+    # tokens spent); empty for enqueued configs and samplers that do not explain.
+    tuner: dict[str, Any] = Field(default_factory=dict)

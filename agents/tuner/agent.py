@@ -11,7 +11,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
-from hyperpilot.agents.tuner.samplers import make_sampler
+from hyperpilot.agents.tuner.factory import tuner_sampler
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.tools.errors import TrialFailed
 from hyperpilot.tools.evaluate import cross_validate, get_metric
@@ -93,11 +93,17 @@ def next_family(allocation: dict[str, int], trials: list[TrialRecord]) -> str | 
 
 def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list[TrialRecord],
               task: TaskSpec, profile: DataProfile, data: TrainingData, seed: int,
-              plan_id: str = "") -> TrialRecord:
-    """Ask the family's study for one configuration, train it with CV, and tell the result."""
+              plan_id: str = "", *, llm: Any = None, llm_budget: int = 0) -> TrialRecord:
+    """Ask the family's study for one configuration, train it with CV, and tell the result.
+
+    The sampler is the ``SurrogateSampler``: classical parts, plus the LLAMBO parts while
+    ``llm_budget`` (LLM calls over the whole run, all families) lasts.
+    """
     own = [r for r in history if r.model == family and r.plan_id == plan_id]
     rng = np.random.default_rng([seed, len(history)])
-    study = Study(space, task.direction, make_sampler("gp"), rng, model=family, plan_id=plan_id,
+    others = sum(int(r.tuner.get("llm_calls", 0)) for r in history if r.model != family)
+    sampler = tuner_sampler(llm, _tuning_text(family, task, profile), llm_budget - others)
+    study = Study(space, task.direction, sampler, rng, model=family, plan_id=plan_id,
                   history=own, first_number=len(history))
     for config in warm:
         study.enqueue(config, source="warm start")
@@ -110,6 +116,12 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
                           seconds=time.perf_counter() - started)
     return study.tell(trial, float(np.mean(scores)), fold_scores=scores,
                       seconds=time.perf_counter() - started)
+
+
+def _tuning_text(family: str, task: TaskSpec, profile: DataProfile) -> str:
+    return (f"{family} for a {task.task_type} task ({task.text!r}), {profile.n_rows} rows, "
+            f"{len(profile.features)} features; score = cross-validated {task.metric}"
+            f"{' (negated: lower is better)' if task.direction == 'minimize' else ''}")
 
 
 def evaluate_config(family: str, config: Config, task: TaskSpec, profile: DataProfile,

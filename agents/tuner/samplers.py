@@ -6,23 +6,21 @@ restore: the same history, space and generator state always give the same propos
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
-from scipy.stats import norm
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
-from threadpoolctl import threadpool_limits
 
+from hyperpilot.agents.tuner.gp import GPSampler, expected_improvement
+from hyperpilot.agents.tuner.history import DIRECTIONS, observed
+from hyperpilot.agents.tuner.surrogate_sampler import SurrogateSampler
+from hyperpilot.agents.tuner.tpe import TPESampler
 from hyperpilot.tools.errors import TaskSpecError
 from hyperpilot.tools.space import SearchSpace
-from hyperpilot.tools.types import Config, TrialRecord, TrialState
+from hyperpilot.tools.types import Config, TrialRecord
 
-DIRECTIONS = ("maximize", "minimize")
+__all__ = ["DIRECTIONS", "SAMPLERS", "GPSampler", "RandomSampler", "Sampler", "SurrogateSampler",
+           "TPESampler", "expected_improvement", "make_sampler", "observed"]
 
 
 class Sampler(Protocol):
@@ -44,118 +42,8 @@ class RandomSampler:
         return space.sample(rng)
 
 
-def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float,
-                         xi: float) -> np.ndarray:
-    """Expected improvement over ``best`` for maximisation; where ``std`` is 0 it is the
-    plain improvement ``max(mean - best - xi, 0)``."""
-    mean = np.asarray(mean, dtype=float)
-    std = np.asarray(std, dtype=float)
-    improvement = mean - best - xi
-    safe_std = np.where(std > 0, std, 1.0)
-    z = improvement / safe_std
-    ei = improvement * norm.cdf(z) + safe_std * norm.pdf(z)
-    return np.where(std > 0, np.maximum(ei, 0.0), np.maximum(improvement, 0.0))
-
-
-def observed(history: Sequence[TrialRecord], space: SearchSpace,
-             direction: str) -> tuple[list[Config], np.ndarray]:
-    """COMPLETE trials of ``space`` with finite scores, oriented so higher is better.
-
-    Records whose config the space does not contain exactly (another model's trials, an
-    older space) are left out rather than clipped into it, which would misplace them.
-    """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    sign = 1.0 if direction == "maximize" else -1.0
-    configs: list[Config] = []
-    scores: list[float] = []
-    for record in history:
-        if record.state is not TrialState.COMPLETE or record.score is None:
-            continue
-        if not math.isfinite(record.score) or not space.contains(record.config):
-            continue
-        configs.append(record.config)
-        scores.append(sign * record.score)
-    return configs, np.asarray(scores, dtype=float)
-
-
-class GPSampler:
-    """Bayesian optimisation: a Gaussian process (Matern 5/2, one length scale per encoded
-    coordinate) fitted to the COMPLETE trials, maximising expected improvement over random
-    candidates and Gaussian perturbations of the best configs so far.
-
-    ``xi`` is measured in standard deviations of the observed scores, so it does not
-    depend on the metric's scale. Below ``n_startup`` usable trials it samples at random.
-    """
-
-    name = "gp"
-
-    def __init__(self, n_startup: int = 5, n_candidates: int = 512, xi: float = 0.01,
-                 n_top: int = 5) -> None:
-        self.n_startup = n_startup
-        self.n_candidates = n_candidates
-        self.xi = xi
-        self.n_top = n_top
-
-    def suggest(self, history: Sequence[TrialRecord], space: SearchSpace,
-                rng: np.random.Generator, *, direction: str = "maximize") -> Config:
-        configs, y = observed(history, space, direction)
-        if len(configs) < max(self.n_startup, 1):
-            return space.sample(rng)
-        x = np.stack([space.encode(c) for c in configs])
-        seen = {space.key(r.config) for r in history}
-        candidates = self._candidates(space, configs, y, seen, rng)
-        if not candidates:  # every candidate already tried: a tiny space, nearly exhausted
-            return space.sample(rng)
-        # Matrices this small run slower on several BLAS threads, badly so on a busy machine.
-        with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
-            # Length scales at their bounds and tiny negative variances are routine on few
-            # points; the fit is still usable, so the warnings are not news to the user.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            gp = self._fit(x, y, rng)
-            mean, std = gp.predict(np.stack([space.encode(c) for c in candidates]),
-                                   return_std=True)
-        scale = float(np.std(y)) or 1.0
-        ei = expected_improvement(mean / scale, std / scale, float(np.max(y)) / scale, self.xi)
-        return candidates[int(np.argmax(ei))]
-
-    def _fit(self, x: np.ndarray, y: np.ndarray,
-             rng: np.random.Generator) -> GaussianProcessRegressor:
-        gp = GaussianProcessRegressor(kernel=_kernel(x.shape[1]), normalize_y=True,
-                                      n_restarts_optimizer=0,
-                                      random_state=int(rng.integers(2**31 - 1)))
-        return gp.fit(x, y)
-
-    def _candidates(self, space: SearchSpace, configs: list[Config], y: np.ndarray,
-                    seen: set[str], rng: np.random.Generator) -> list[Config]:
-        """Distinct, untried configs: half uniform samples, half local moves around the best."""
-        n_local = self.n_candidates // 2
-        proposals = [space.sample(rng) for _ in range(self.n_candidates - n_local)]
-        top = [space.encode(configs[i]) for i in np.argsort(-y, kind="stable")[:self.n_top]]
-        # Mixed step sizes: large steps escape a basin, small ones polish the optimum.
-        steps = 10.0 ** rng.uniform(-2.5, -0.5, size=(n_local, 1))
-        centres = np.stack(top)[rng.integers(len(top), size=n_local)]
-        moved = np.clip(centres + steps * rng.standard_normal(centres.shape), 0.0, 1.0)
-        proposals.extend(space.decode(v) for v in moved)
-        seen = set(seen)
-        out: list[Config] = []
-        for config in proposals:
-            key = space.key(config)
-            if key not in seen:
-                seen.add(key)
-                out.append(config)
-        return out
-
-
-def _kernel(width: int) -> Kernel:
-    return (ConstantKernel(1.0, (1e-3, 1e3))
-            * Matern(length_scale=np.full(width, 0.5), length_scale_bounds=(1e-2, 1e2), nu=2.5)
-            + WhiteKernel(1e-4, (1e-8, 0.5)))
-
-
-SAMPLERS: dict[str, Callable[[], Sampler]] = {"random": RandomSampler, "gp": GPSampler}
+SAMPLERS: dict[str, Callable[[], Sampler]] = {
+    "random": RandomSampler, "gp": GPSampler, "tpe": TPESampler, "surrogate": SurrogateSampler}
 
 
 def make_sampler(name: str) -> Sampler:

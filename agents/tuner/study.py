@@ -6,7 +6,8 @@ import logging
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ class Trial:
     number: int
     config: Config
     sampler: str
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 class Study:
@@ -103,17 +105,17 @@ class Study:
         tried or pending (a space too small for that gets a repeat rather than a hang)."""
         if self._queue:
             queued, source = self._queue.popleft()
-            return self._hand_out(queued, f"enqueued:{source}")
+            return self._hand_out(queued, {}, sampler=f"enqueued:{source}")
         proposal = self._propose(self.sampler, SAMPLER_RETRIES)
         if proposal is not None:
-            return self._hand_out(proposal, self.sampler.name)
+            return self._hand_out(*proposal, sampler=self.sampler.name)
         logger.info("sampler %s kept repeating tried configs; sampling at random",
                     self.sampler.name)
         fallback = RandomSampler()
         proposal = self._propose(fallback, RANDOM_RETRIES)
         if proposal is None:
-            proposal = self.space.sample(self.rng)
-        return self._hand_out(proposal, fallback.name)
+            proposal = (self.space.sample(self.rng), {})
+        return self._hand_out(*proposal, sampler=fallback.name)
 
     def ask_batch(self, n: int) -> list[Trial]:
         """``n`` trials with distinct configs (as far as the space allows), for parallel
@@ -140,26 +142,32 @@ class Study:
             number=trial.number, model=self.model, config=dict(trial.config), state=state,
             score=float(score) if finite and score is not None else None,
             fold_scores=[float(s) for s in fold_scores], seconds=float(seconds),
-            sampler=trial.sampler, plan_id=self.plan_id, error=error)
+            sampler=trial.sampler, plan_id=self.plan_id, error=error, tuner=dict(trial.info))
         del self._pending[trial.number]
         self._records.append(record)
         return record
 
-    def _propose(self, sampler: Sampler, tries: int) -> Config | None:
-        """A valid, untried proposal from ``sampler``, or None after ``tries`` attempts."""
+    def _propose(self, sampler: Sampler, tries: int) -> tuple[Config, dict[str, Any]] | None:
+        """A valid, untried proposal from ``sampler`` and its explanation (from samplers with
+        ``propose``, e.g. surrogate weights), or None after ``tries`` attempts."""
         for _ in range(tries):
-            raw = sampler.suggest(self.history, self.space, self.rng, direction=self.direction)
+            explain = getattr(sampler, "propose", None)
+            if explain is not None:
+                raw, info = explain(self.history, self.space, self.rng, direction=self.direction)
+            else:
+                raw, info = sampler.suggest(self.history, self.space, self.rng,
+                                            direction=self.direction), {}
             try:
                 config = self.space.repair(raw)
             except ValueError as err:
                 logger.warning("sampler %s proposed an invalid config: %s", sampler.name, err)
                 continue
             if self.space.key(config) not in self._keys:
-                return config
+                return config, info
         return None
 
-    def _hand_out(self, config: Config, sampler: str) -> Trial:
-        trial = Trial(number=self._next_number, config=config, sampler=sampler)
+    def _hand_out(self, config: Config, info: dict[str, Any], *, sampler: str) -> Trial:
+        trial = Trial(number=self._next_number, config=config, sampler=sampler, info=info)
         self._next_number += 1
         self._keys.add(self.space.key(config))
         self._pending[trial.number] = trial
