@@ -54,7 +54,9 @@ def run_one(name: str, seed: int, trials: int, out: Path) -> dict[str, object]:
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "hyperpilot.pipelines.cli", "run", TASKS[name],
                            "--data", f"sklearn:{name}", "--out", str(run_dir), "--llm", "none",
-                           "--trials", str(trials), "--seed", str(seed)],
+                           "--trials", str(trials), "--seed", str(seed),
+                           # each run stands alone: no learning from the other seeds' runs
+                           "--no-experience"],
                           capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
