@@ -31,6 +31,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -75,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--llm-budget", type=int, default=0,
                      help="LLM calls the tuner may spend on LLAMBO proposals, early trials "
                           "first (default 0: classical Bayesian optimisation)")
+    run.add_argument("--plans", type=_positive_int, default=3,
+                     help="plans run side by side, the best ones getting more trials as "
+                          "evidence arrives (default 3; fewer when --trials is small)")
+    run.add_argument("--revisions", type=_non_negative_int, default=2,
+                     help="times a failed verification may send the run back to the planner "
+                          "(default 2)")
     chat = commands.add_parser("chat", help="a conversation: describe, run, ask, refine, predict")
     chat.add_argument("--data", default=None, help="CSV or Parquet file, or sklearn:NAME")
     chat.add_argument("--session", default=None,
@@ -168,6 +184,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         state = run_task(args.task, args.data, out, llm_spec=args.llm, trials=args.trials,
                          time_limit=args.time_limit, seed=args.seed, llm_budget=args.llm_budget,
+                         plans=args.plans, revisions=args.revisions,
                          progress=lambda line: print(line, flush=True),
                          experience=False if args.no_experience else (args.experience or True),
                          knowledge=args.knowledge)

@@ -173,9 +173,9 @@ def test_console_script_reports_errors_without_a_traceback(tmp_path) -> None:
 
 IRIS_LLM_SCRIPT = [
     ("RequestDraft", {"is_ml": True, "target": "species", "metric": "f1_macro"}),
-    ("PlanDraft", {"families": [{"name": "svm", "share": 2, "reason": "small dense data"},
-                                {"name": "linear", "share": 1, "reason": "few rows"}],
-                   "rationale": "small numeric data suits kernels and linear models"}),
+    ("PlansDraft", {"plans": [{"families": [{"name": "svm", "share": 2, "reason": "small dense data"},
+                                            {"name": "linear", "share": 1, "reason": "few rows"}],
+                               "rationale": "small numeric data suits kernels and linear models"}]}),
     ("SpaceDraft", {"narrow": [{"name": "C", "low": 0.1, "high": 100}]}),
     ("WarmStartDraft", {"configs": [{"C": 10, "gamma_mode": "scale", "gamma": 0.01},
                                     {"C": 1e9, "gamma_mode": "value", "gamma": 0.1}]}),
@@ -200,7 +200,7 @@ def test_scripted_llm_drives_every_agent(scripted, tmp_path) -> None:
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["llm"]["calls"] == len(fake.calls) == 7
     assert result["verification"]["concerns"] == ["the holdout is small"]
-    assert "plan [llm]" in (tmp_path / "run" / "report.md").read_text()
+    assert "plan-1 (won) (llm)" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_a_recorded_transcript_replays_the_same_run(tmp_path, scripted) -> None:

@@ -249,11 +249,13 @@ def split_holdout(frame: pd.DataFrame, target: str, task_type: TaskType, fractio
 
 
 def single_feature_leakage(frame: pd.DataFrame, target: str, features: list[str], task_type: TaskType,
-                           seed: int = 0, max_rows: int = 5000) -> dict[str, str]:
+                           seed: int = 0, max_rows: int = 5000,
+                           threshold: float = LEAKAGE_THRESHOLD) -> dict[str, str]:
     """Features that alone predict the target almost perfectly (a sign of leakage).
 
     Each feature gets a shallow tree scored by 3-fold CV on at most ``max_rows`` rows;
-    balanced accuracy (classification) or R^2 (regression) at or above 0.99 is flagged.
+    balanced accuracy (classification) or R^2 (regression) at or above ``threshold`` (0.99
+    by default) is flagged.
 
     Args:
         frame: the training rows (never the holdout).
@@ -262,6 +264,7 @@ def single_feature_leakage(frame: pd.DataFrame, target: str, features: list[str]
         task_type: chooses the tree and the score.
         seed: seed for row sampling and the trees.
         max_rows: cap on rows used, for speed on large data.
+        threshold: the single-feature score that counts as leakage.
     """
     data = frame.dropna(subset=[target])
     if len(data) > max_rows:
@@ -272,7 +275,7 @@ def single_feature_leakage(frame: pd.DataFrame, target: str, features: list[str]
     flags: dict[str, str] = {}
     for name in features:
         score = _single_feature_score(data[name], y, task_type, seed)
-        if score >= LEAKAGE_THRESHOLD:
+        if score >= threshold:
             label = "R^2" if task_type == "regression" else "balanced accuracy"
             flags[name] = f"alone predicts the target ({label} {score:.3f} in 3-fold CV)"
     return flags

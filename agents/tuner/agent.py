@@ -17,7 +17,14 @@ from hyperpilot.tools.errors import TrialFailed
 from hyperpilot.tools.evaluate import cross_validate, get_metric
 from hyperpilot.tools.preprocess import build_pipeline
 from hyperpilot.tools.space import SearchSpace
-from hyperpilot.tools.types import Config, DataProfile, TaskSpec, TrialRecord, TrialState
+from hyperpilot.tools.types import (
+    Config,
+    DataProfile,
+    DataSteps,
+    TaskSpec,
+    TrialRecord,
+    TrialState,
+)
 from hyperpilot.tools.zoo import get_model
 
 
@@ -93,24 +100,28 @@ def next_family(allocation: dict[str, int], trials: list[TrialRecord]) -> str | 
 
 def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list[TrialRecord],
               task: TaskSpec, profile: DataProfile, data: TrainingData, seed: int,
-              plan_id: str = "", *, llm: Any = None, llm_budget: int = 0) -> TrialRecord:
+              plan_id: str = "", *, llm: Any = None, llm_budget: int = 0,
+              number: int | None = None, steps: dict[str, Any] | None = None) -> TrialRecord:
     """Ask the family's study for one configuration, train it with CV, and tell the result.
 
     The sampler is the ``SurrogateSampler``: classical parts, plus the LLAMBO parts while
-    ``llm_budget`` (LLM calls over the whole run, all families) lasts.
+    ``llm_budget`` (LLM calls over the whole run, all families) lasts. ``number`` is the
+    trial's number (the history's length by default; plans tuned in parallel each get
+    their own); ``steps`` are the plan's preprocessing choices (a ``DataSteps`` dump).
     """
     own = [r for r in history if r.model == family and r.plan_id == plan_id]
-    rng = np.random.default_rng([seed, len(history)])
+    number = len(history) if number is None else number
+    rng = np.random.default_rng([seed, number])
     others = sum(int(r.tuner.get("llm_calls", 0)) for r in history if r.model != family)
     sampler = tuner_sampler(llm, _tuning_text(family, task, profile), llm_budget - others)
     study = Study(space, task.direction, sampler, rng, model=family, plan_id=plan_id,
-                  history=own, first_number=len(history))
+                  history=own, first_number=number)
     for config in warm:
         study.enqueue(config, source="warm start")
     trial = study.ask()
     started = time.perf_counter()
     try:
-        scores = evaluate_config(family, trial.config, task, profile, data, seed)
+        scores = evaluate_config(family, trial.config, task, profile, data, seed, steps)
     except TrialFailed as err:
         return study.tell(trial, None, state=TrialState.FAIL, error=str(err),
                           seconds=time.perf_counter() - started)
@@ -125,16 +136,19 @@ def _tuning_text(family: str, task: TaskSpec, profile: DataProfile) -> str:
 
 
 def evaluate_config(family: str, config: Config, task: TaskSpec, profile: DataProfile,
-                    data: TrainingData, seed: int) -> list[float]:
+                    data: TrainingData, seed: int,
+                    steps: dict[str, Any] | None = None) -> list[float]:
     """Cross-validated scores of ``family`` with ``config`` on the run's shared folds."""
-    pipeline = build_model_pipeline(family, config, task, profile, seed)
+    pipeline = build_model_pipeline(family, config, task, profile, seed, steps)
     return cross_validate(pipeline, data.X, data.y, data.folds, task.metric, task.positive_class)
 
 
 def build_model_pipeline(family: str, config: Config, task: TaskSpec, profile: DataProfile,
-                         seed: int) -> Any:
-    """An unfitted preprocessing + estimator pipeline for one configuration."""
+                         seed: int, steps: dict[str, Any] | None = None) -> Any:
+    """An unfitted preprocessing + estimator pipeline for one configuration; ``steps`` are
+    a plan's preprocessing choices (a ``DataSteps`` dump; none means the defaults)."""
     entry = get_model(family)
     needs_proba = get_metric(task.metric).needs_proba
     estimator = entry.build(task.task_type, config, seed, needs_proba=needs_proba)
-    return build_pipeline(profile, estimator, scale=entry.scale)
+    return build_pipeline(profile, estimator, scale=entry.scale,
+                          steps=DataSteps.model_validate(steps) if steps else None, seed=seed)
