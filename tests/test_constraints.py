@@ -4,8 +4,10 @@ import time
 from pathlib import Path
 
 import joblib
+import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -100,3 +102,32 @@ def test_missing_model_file_and_empty_rows_are_one_line_errors(cancer, tmp_path)
         measure_deployment(pipe, frame, tmp_path / "absent.joblib", profile)
     with pytest.raises(DataError, match="no rows"):
         measure_deployment(pipe, frame.iloc[:0], path, profile)
+
+
+class SleepyModel(BaseEstimator):
+    """Takes ``seconds`` per ``predict`` call whatever the rows: a known latency."""
+
+    def __init__(self, seconds: float = 0.05) -> None:
+        self.seconds = seconds
+
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> SleepyModel:
+        self.fitted_ = True
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        time.sleep(self.seconds)
+        return np.zeros(len(X))
+
+
+def test_latency_is_measured_right_and_a_slow_model_stays_within_the_budget(cancer, tmp_path) -> None:
+    frame, profile = cancer
+    pipe = Pipeline([("model", SleepyModel(0.05))])
+    path = saved(pipe, frame, tmp_path)
+
+    started = time.perf_counter()
+    facts = measure_deployment(pipe, frame.head(200), path, profile, budget_s=0.4)
+
+    assert time.perf_counter() - started < 1.2
+    assert facts.latency_ms_single_row == pytest.approx(50, rel=0.5)
+    assert facts.latency_ms_per_row_batch == pytest.approx(50 / 200, rel=0.5)
+    assert facts.n_features == len(profile.features) and not facts.interpretable
