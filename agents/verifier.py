@@ -59,10 +59,28 @@ def check_request(draft: RequestDraft, problems: list[str], task: TaskSpec | Non
     passes = []
     if task is not None:
         passes = [f"target '{task.target}' is present", f"{task.task_type} task",
-                  f"metric {task.metric} fits a {task.task_type} task"]
+                  f"metric {task.metric} fits a {task.task_type} task",
+                  *measurable_constraints(task)]
     elif not failures:
         failures.append("the task could not be resolved against the data")
     return CheckResult.of(failures, passes)
+
+
+def measurable_constraints(task: TaskSpec) -> list[str]:
+    """How each constraint the task states will be measured (every one is measurable)."""
+    limits = task.constraints
+    lines = []
+    if limits.max_latency_ms is not None:
+        lines.append(f"latency limit {limits.max_latency_ms:g} ms per row: measured as the saved "
+                     "model's batch prediction time per row (single-row time reported too)")
+    if limits.max_features is not None:
+        lines.append(f"feature limit {limits.max_features}: every plan keeps at most that many "
+                     "input columns; the saved model's inputs are counted")
+    if limits.max_model_mb is not None:
+        lines.append(f"size limit {limits.max_model_mb:g} MB: measured on model.joblib")
+    if limits.interpretable:
+        lines.append("interpretable: only linear models are planned; the saved estimator is checked")
+    return lines
 
 
 def check_execution(task: TaskSpec, trials: list[TrialRecord], best: TrialRecord,

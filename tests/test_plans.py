@@ -127,6 +127,7 @@ def test_a_feature_limit_is_met_and_measured(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["task"]["constraints"]["max_features"] == 3
     assert result["deployment"]["n_features"] <= 3 and state["status"] == "ok"
+    assert any(r.startswith("feature limit 3") for r in result["verification"]["reasons"]["request"])
     assert any(c["name"] == "max_features" and c["ok"]
                for c in result["deployment"]["constraints"])
 
