@@ -2,10 +2,13 @@
 
 Pending trials (asked, not yet told) are shown to the sampler as fantasies, the constant
 liar of parallel Bayesian optimisation: each pending config is added to the history the
-sampler reads as a COMPLETE record whose score is a lie (by default the worst score
+sampler reads as a COMPLETE record whose score is a lie (by default the mean score
 observed), flagged by ``FANTASY`` in its ``tuner`` info. A model-based sampler then treats
-the pending configs as known and poor, so a batch spreads out instead of repeating one
-proposal. Without pending trials the sampler reads exactly the told history.
+the pending configs as known and unremarkable, so a batch spreads out instead of repeating
+one proposal. The worst score spreads a batch further but, refitted on every ask, drags a
+GP away from the optimum while its lies sit next to it; the mean spreads a GP batch about
+5x (minimum pairwise distance) and still converges. Without pending trials the sampler
+reads exactly the told history.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class Study:
     def __init__(self, space: SearchSpace, direction: str, sampler: Sampler,
                  rng: np.random.Generator, *, model: str = "", plan_id: str = "",
                  history: Sequence[TrialRecord] = (), first_number: int | None = None,
-                 liar: str | None = "worst") -> None:
+                 liar: str | None = "mean") -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         if liar is not None and liar not in LIARS:
@@ -213,7 +216,7 @@ def lie(history: Sequence[TrialRecord], space: SearchSpace, direction: str,
 
 
 def with_fantasies(history: Sequence[TrialRecord], pending: Sequence[Trial], space: SearchSpace,
-                   direction: str, liar: str = "worst", *,
+                   direction: str, liar: str = "mean", *,
                    model: str = "") -> tuple[TrialRecord, ...]:
     """``history`` plus one COMPLETE fantasy record per pending trial, scored by ``lie``.
 
