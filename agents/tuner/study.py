@@ -153,10 +153,13 @@ class Study:
 
     def tell(self, trial: Trial, score: float | None = None, *,
              state: TrialState = TrialState.COMPLETE, fold_scores: Sequence[float] = (),
-             seconds: float = 0.0, error: str = "") -> TrialRecord:
+             seconds: float = 0.0, error: str = "",
+             info: dict[str, Any] | None = None) -> TrialRecord:
         """Record the outcome of a pending trial and return its frozen record.
 
         A COMPLETE trial without a finite score is recorded as FAIL with the reason.
+        ``info`` is added to the proposal's explanation in ``TrialRecord.tuner`` (e.g. the
+        rung where a pruner stopped the trial).
         ``ValueError`` if ``trial`` was never asked of this study or was already told.
         """
         if self._pending.get(trial.number) != trial:
@@ -171,7 +174,8 @@ class Study:
             number=trial.number, model=self.model, config=dict(trial.config), state=state,
             score=float(score) if finite and score is not None else None,
             fold_scores=[float(s) for s in fold_scores], seconds=float(seconds),
-            sampler=trial.sampler, plan_id=self.plan_id, error=error, tuner=dict(trial.info))
+            sampler=trial.sampler, plan_id=self.plan_id, error=error,
+            tuner={**trial.info, **(info or {})})
         del self._pending[trial.number]
         self._records.append(record)
         return record
