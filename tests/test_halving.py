@@ -16,7 +16,7 @@ from hyperpilot.agents.tuner.halving import (
 from hyperpilot.tools.data import load_table, profile_table
 from hyperpilot.tools.errors import TrialFailed
 from hyperpilot.tools.evaluate import make_folds
-from hyperpilot.tools.types import Budget, DataProfile, TaskSpec, TrialRecord, TrialState
+from hyperpilot.tools.types import Budget, Config, DataProfile, TaskSpec, TrialRecord, TrialState
 from hyperpilot.tools.zoo import get_model
 
 # --- the rule ---------------------------------------------------------------------------
@@ -90,8 +90,11 @@ def test_a_pruner_is_rebuilt_from_complete_and_pruned_trials() -> None:
     assert pruner.scores(2) == {0: pytest.approx(0.5)}
 
 
+Setting = tuple[TaskSpec, DataProfile, TrainingData]
+
+
 @pytest.fixture(scope="module")
-def digits() -> tuple[TaskSpec, DataProfile, TrainingData]:
+def digits() -> Setting:
     frame = load_table("sklearn:digits").iloc[:400]
     profile = profile_table(frame, "digit")
     task = TaskSpec(text="predict the digit", task_type="multiclass", target="digit",
@@ -100,16 +103,16 @@ def digits() -> tuple[TaskSpec, DataProfile, TrainingData]:
     return task, profile, TrainingData(X, y, make_folds(y.to_numpy(), "multiclass", 5, 0))
 
 
-def pipeline(config: dict[str, object], digits: tuple[TaskSpec, DataProfile, TrainingData]) -> object:
+def pipeline(config: Config, digits: Setting) -> object:
     task, profile, _ = digits
     return build_model_pipeline("linear", config, task, profile, seed=0)
 
 
-GOOD = {"C": 1.0, "class_weight": None}
-BAD = {"C": 1e-3, "class_weight": None}
+GOOD: Config = {"C": 1.0, "class_weight": None}
+BAD: Config = {"C": 1e-3, "class_weight": None}
 
 
-def test_a_losing_config_stops_after_the_first_fold(digits: tuple[TaskSpec, DataProfile, TrainingData]) -> None:
+def test_a_losing_config_stops_after_the_first_fold(digits: Setting) -> None:
     task, _, data = digits
     pruner = SuccessiveHalving("maximize", eta=3, min_trials=3)
     full = evaluate_with_halving(pipeline(GOOD, digits), data, task, 0, pruner, (1, 2))
@@ -122,8 +125,7 @@ def test_a_losing_config_stops_after_the_first_fold(digits: tuple[TaskSpec, Data
     assert losing.fold_scores[0] < full.fold_scores[0]
 
 
-def test_fold_numbers_in_a_failure_count_from_the_full_cv(
-        digits: tuple[TaskSpec, DataProfile, TrainingData]) -> None:
+def test_fold_numbers_in_a_failure_count_from_the_full_cv(digits: Setting) -> None:
     task, _, data = digits
     broken = TrainingData(data.X, data.y, [*data.folds[:2], (data.folds[2][0], np.array([10**6]))])
     with pytest.raises(TrialFailed, match="^fold 2:"):
@@ -131,7 +133,7 @@ def test_fold_numbers_in_a_failure_count_from_the_full_cv(
                               SuccessiveHalving("maximize"), (1, 2))
 
 
-def test_run_trial_prunes_only_when_asked(digits: tuple[TaskSpec, DataProfile, TrainingData]) -> None:
+def test_run_trial_prunes_only_when_asked(digits: Setting) -> None:
     task, profile, data = digits
     space = get_model("linear").space("multiclass")
     settings = FoldHalving(eta=3, min_trials=3, rungs=(1, 2))

@@ -215,8 +215,8 @@ def lie(history: Sequence[TrialRecord], space: SearchSpace, direction: str,
     _, oriented = observed(history, space, direction)
     if not len(oriented):
         return None
-    pick = {"worst": np.min, "mean": np.mean, "best": np.max}[liar]
-    return float(pick(oriented)) * (1.0 if direction == "maximize" else -1.0)
+    value = {"worst": np.min(oriented), "mean": np.mean(oriented), "best": np.max(oriented)}[liar]
+    return float(value) * (1.0 if direction == "maximize" else -1.0)
 
 
 def with_fantasies(history: Sequence[TrialRecord], pending: Sequence[Trial], space: SearchSpace,
