@@ -12,6 +12,12 @@ from pydantic import BaseModel, Field
 
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
 from hyperpilot.agents.tuner.factory import tuner_sampler
+from hyperpilot.agents.tuner.halving import (
+    FoldHalving,
+    evaluate_with_halving,
+    fold_pruner,
+    tell_outcome,
+)
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.tools.errors import TrialFailed
 from hyperpilot.tools.evaluate import cross_validate, get_metric
@@ -101,13 +107,17 @@ def next_family(allocation: dict[str, int], trials: list[TrialRecord]) -> str | 
 def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list[TrialRecord],
               task: TaskSpec, profile: DataProfile, data: TrainingData, seed: int,
               plan_id: str = "", *, llm: Any = None, llm_budget: int = 0,
-              number: int | None = None, steps: dict[str, Any] | None = None) -> TrialRecord:
+              number: int | None = None, steps: dict[str, Any] | None = None,
+              halving: FoldHalving | None = None) -> TrialRecord:
     """Ask the family's study for one configuration, train it with CV, and tell the result.
 
     The sampler is the ``SurrogateSampler``: classical parts, plus the LLAMBO parts while
     ``llm_budget`` (LLM calls over the whole run, all families) lasts. ``number`` is the
     trial's number (the history's length by default; plans tuned in parallel each get
-    their own); ``steps`` are the plan's preprocessing choices (a ``DataSteps`` dump).
+    their own); ``steps`` are the plan's preprocessing choices (a ``DataSteps`` dump). With
+    ``halving``, a config losing to the family's earlier trials after the first folds is
+    stopped there and recorded as PRUNED (``halving.py``); without it every trial runs
+    every fold.
     """
     own = [r for r in history if r.model == family and r.plan_id == plan_id]
     number = len(history) if number is None else number
@@ -121,6 +131,11 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
     trial = study.ask()
     started = time.perf_counter()
     try:
+        if halving is not None:
+            outcome = evaluate_with_halving(
+                build_model_pipeline(family, trial.config, task, profile, seed, steps), data,
+                task, trial.number, fold_pruner(own, halving, task.direction), halving.rungs)
+            return tell_outcome(study, trial, outcome, time.perf_counter() - started)
         scores = evaluate_config(family, trial.config, task, profile, data, seed, steps)
     except TrialFailed as err:
         return study.tell(trial, None, state=TrialState.FAIL, error=str(err),
