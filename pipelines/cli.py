@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--revisions", type=_non_negative_int, default=2,
                      help="times a failed verification may send the run back to the planner "
                           "(default 2)")
+    run.add_argument("--no-halving", action="store_true",
+                     help="run every fold of every trial (default: a trial clearly losing to "
+                          "its family's earlier ones after 1-2 folds stops there, as PRUNED)")
     chat = commands.add_parser("chat", help="a conversation: describe, run, ask, refine, predict")
     chat.add_argument("--data", default=None, help="CSV or Parquet file, or sklearn:NAME")
     chat.add_argument("--session", default=None,
@@ -184,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         state = run_task(args.task, args.data, out, llm_spec=args.llm, trials=args.trials,
                          time_limit=args.time_limit, seed=args.seed, llm_budget=args.llm_budget,
-                         plans=args.plans, revisions=args.revisions,
+                         plans=args.plans, revisions=args.revisions, halving=not args.no_halving,
                          progress=lambda line: print(line, flush=True),
                          experience=False if args.no_experience else (args.experience or True),
                          knowledge=args.knowledge)

@@ -39,7 +39,8 @@ def best_trial(trials: list[TrialRecord], direction: str) -> TrialRecord:
     """The complete trial with the best mean CV score; the earlier one wins a tie."""
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.score is not None]
     if not done:
-        first = next((t.error for t in trials if t.error), "no trial ran")
+        first = next((t.error for t in trials if t.state == TrialState.FAIL and t.error),
+                     "no trial ran")
         raise HyperpilotError(f"all {len(trials)} trials failed; first reason: {first}")
     sign = 1.0 if direction == "maximize" else -1.0
     return max(done, key=lambda t: (sign * float(t.score), -t.number))  # type: ignore[arg-type]
@@ -166,7 +167,7 @@ def _facts(state: RunState, task: TaskSpec, best: TrialRecord, execution: str,
         "metric": task.metric, "direction": task.direction, "model": best.model,
         "cv_score": float(best.score or 0.0), "holdout_score": state["holdout"]["score"],
         "baseline": state["baseline_cv"], "holdout_rows": state["holdout"]["rows"],
-        "failed_trials": sum(t["state"] != "COMPLETE" for t in trials),
+        "failed_trials": sum(t["state"] == "FAIL" for t in trials),
         "checks": {"execution": execution, "implementation": implementation},
     }
 
@@ -200,5 +201,5 @@ def experience_record(state: RunState) -> Experience:
         meta=meta_features(DataProfile.model_validate(state["profile"])),
         best_model=state["best"]["model"], best_cv=float(state["best"]["cv_score"]),
         holdout=state["holdout"]["score"], families=families,
-        failures=[t.error for t in trials if t.error][:20],
+        failures=[t.error for t in trials if t.state == TrialState.FAIL and t.error][:20],
         seconds=time.time() - state["started_at"])

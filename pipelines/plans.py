@@ -18,11 +18,12 @@ from langgraph.types import Send
 from hyperpilot.agents.model_agent import choose_space
 from hyperpilot.agents.planner import Plan, halving_stages, make_plans
 from hyperpilot.agents.tuner.agent import next_family, run_trial, warm_start
+from hyperpilot.agents.tuner.halving import FoldHalving
 from hyperpilot.pipelines.state import RunContext, RunState
 from hyperpilot.tools.evaluate import baseline_score
 from hyperpilot.tools.retrieval import Retrieved, retrieve
 from hyperpilot.tools.space import SearchSpace
-from hyperpilot.tools.types import DataProfile, TaskSpec, TrialRecord
+from hyperpilot.tools.types import DataProfile, TaskSpec, TrialRecord, TrialState
 
 # Tuning stops this far before --time-limit, leaving time to refit and verify the winner:
 # a share of the limit, but never less than a fixed reserve (a fresh-process reload alone
@@ -233,7 +234,7 @@ def tune_plan_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     record = run_trial(family, space, state["warm"][family], history, task, profile,
                        ctx.training(state), state["seed"], plan.id, llm=ctx.llm,
                        llm_budget=ctx.llm_budget, number=len(history) + int(state["slot"]),
-                       steps=plan.steps)
+                       steps=plan.steps, halving=FoldHalving() if ctx.halving else None)
     total = revision_budget(state)
     if state.get("revision"):  # count the trials of earlier revisions too
         total += len(history) - len(_records(state, set(_plans(state))))
@@ -244,7 +245,10 @@ def tune_plan_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
 def _show_trial(ctx: RunContext, record: TrialRecord, history: list[TrialRecord], total: int,
                 task: TaskSpec, plan_id: str, several: bool) -> None:
     best = _best(history + [record], task.direction)
-    score = f"{record.score:.4f}" if record.score is not None else f"FAIL ({record.error[:80]})"
+    if record.state == TrialState.PRUNED:
+        score = f"stopped early ({record.error[:80]})"
+    else:
+        score = f"{record.score:.4f}" if record.score is not None else f"FAIL ({record.error[:80]})"
     leader = f"best {best.score:.4f} {best.model}" if best else "no complete trial yet"
     where = f" [{plan_id}]" if several else ""
     ctx.progress(f"[tune] trial {record.number + 1}/{total}{where} {record.model}: {score} in "

@@ -71,7 +71,8 @@ def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, 
              progress: Callable[[str], None] = lambda line: None,
              llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
              experience: Path | None | bool = True, knowledge: Path | None = None,
-             llm_budget: int = 0, plans: int = 3, revisions: int = 2) -> dict[str, Any]:
+             llm_budget: int = 0, plans: int = 3, revisions: int = 2,
+             halving: bool = True) -> dict[str, Any]:
     """Run one task end to end and return the final state; the run folder holds the artifacts.
 
     ``llm`` (an already built client) takes the place of ``llm_spec``; ``frame`` (a table
@@ -80,7 +81,9 @@ def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, 
     for none. ``knowledge`` adds a folder of the user's notes to the shipped cards.
     ``llm_budget`` is the LLM calls the tuner may spend on LLAMBO proposals. ``plans`` is
     how many plans run side by side (successive halving between them) and ``revisions`` how
-    often a failed verification may send the run back to the planner. Bad input
+    often a failed verification may send the run back to the planner. ``halving`` stops a
+    trial that is clearly losing to its family's earlier ones after its first CV folds
+    (recorded as PRUNED). Bad input
     raises a ``HyperpilotError`` before anything is written to ``out``.
     """
     if not text.strip():
@@ -101,7 +104,7 @@ def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, 
     progress(f"[run] {len(frame)} rows from {source}; LLM: {described}; output: {out}")
     ctx = RunContext(frame=frame, out_dir=out, llm=llm, progress=progress, cuda=_cuda(),
                      cards=cards, experience=_store(experience), llm_budget=llm_budget,
-                     plans=plans, revisions=revisions)
+                     plans=plans, revisions=revisions, halving=halving)
     state: RunState = {"text": text, "source": source, "trials_budget": trials,
                        "time_limit": time_limit, "seed": seed, "started_at": time.time(),
                        "run_id": new_run_id()}

@@ -75,6 +75,7 @@ class RunContext:
     llm_budget: int = 0  # LLM calls the tuner may spend (LLAMBO proposals)
     plans: int = 3  # plans the planner writes (fewer when the trial budget is small)
     revisions: int = 2  # times a failed verification may send the run back to the planner
+    halving: bool = True  # stop a clearly losing trial after its first CV folds
     _training: TrainingData | None = field(default=None, repr=False)
 
     def training(self, state: RunState) -> TrainingData:
