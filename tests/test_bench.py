@@ -45,6 +45,25 @@ def test_a_small_run_writes_results_and_summary(tmp_path: Path, monkeypatch: pyt
     assert "| random |" in summary and "hyperpilot bench tuner --test" in summary
 
 
+def test_an_interrupted_run_resumes_its_finished_tasks(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "N_TRIALS", 3)
+    first = bench.run_benchmark(bench.Plan(("iris",), ("dt",), (0,), ["random"]), tmp_path, jobs=1)
+    calls: list[tuple[str, str, int]] = []
+    real = bench.run_task
+
+    def counted(dataset: str, model: str, seed: int, methods: list[str]) -> object:
+        calls.append((dataset, model, seed))
+        return real(dataset, model, seed, methods)
+
+    monkeypatch.setattr(bench, "run_task", counted)
+    both = bench.run_benchmark(bench.Plan(("iris",), ("dt",), (0, 1), ["random"]), tmp_path, jobs=1)
+    assert calls == [("iris", "dt", 1)] and len(both) == 2 * len(first)
+    again = bench.run_benchmark(bench.Plan(("iris",), ("dt",), (0,), ["random", "tpe"]), tmp_path,
+                                jobs=1)
+    assert calls[-1] == ("iris", "dt", 0) and set(again["method"]) == {"random", "tpe"}
+
+
 def test_unknown_methods_are_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "tuner", "--quick", "--methods", "tpe,cmaes"]) == 2
     assert "unknown methods ['cmaes']" in capsys.readouterr().err
