@@ -37,7 +37,7 @@ TRANSCRIPTS_ENV = "HYPERPILOT_BENCH_TRANSCRIPTS"
 DEFAULT_BUDGET = 100
 # The embedded 0.5B model takes ~5-15 s a call on a busy 2-core machine: a few calls per
 # task, spent on the first model-based trials, where LLAMBO finds an LLM helps most.
-LOCAL_BUDGET = 12
+LOCAL_BUDGET = 8
 
 
 class ReplayMismatch(ValueError):
@@ -210,7 +210,7 @@ def run_recorded(llm: Any, task: BenchTask, initial: list[Config], n_trials: int
 
 
 def noise_llm_method(task: BenchTask, initial: list[Config], n_trials: int, seed: int) -> Trace:
-    sampler = tuner_sampler(NoiseLLM(seed), task_text(task), _budget())
+    sampler = tuner_sampler(NoiseLLM(seed), task_text(task), _budget(), spread="samples")
     return run_sampler(sampler, task, initial, n_trials, seed)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -257,3 +258,19 @@ def test_the_factory_builds_either_spread_and_refuses_others() -> None:
     assert isinstance(tuner_sampler(llm, "t", 5, spread="samples").surrogates[1], LLMSurrogate)
     with pytest.raises(ValueError, match="unknown LLM surrogate spread 'vibes'"):
         tuner_sampler(llm, "t", 5, spread="vibes")
+
+
+def test_the_default_tuner_trusts_a_logprob_oracle_and_records_its_calls() -> None:
+    from hyperpilot.agents.tuner.factory import tuner_sampler
+
+    def answer(messages: list[dict[str, str]], schema: str) -> object:
+        if schema == "ConfigProposals":
+            return {"configs": []}
+        scores = [round(truth(c), 4) for c in candidates_in(messages[-1]["content"])]
+        return reply_with_digit_odds(json.dumps({"scores": scores}), {})
+
+    llm = LLM(FunctionLLM(answer), transcript=Transcript(None), max_reasks=0)
+    config, info = tuner_sampler(llm, "t", 50).propose(history(12), SPACE, np.random.default_rng(1))
+    assert SPACE.contains(config)
+    assert info["weights"]["llm"] > 0 and info["trust"]["llm"] > 0.5
+    assert info["llm_calls"] == 4  # candidates, two trust folds, the shortlist: one call each
