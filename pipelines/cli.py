@@ -114,7 +114,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
                        help="LLM for the 'llambo' method: openai:MODEL, local or replay:DIR_OR_FILE")
     tuner.add_argument("--llm-budget", type=int, default=None,
                        help="LLM calls per task for the LLM-assisted methods "
-                            "(default 100; 12 for the local model)")
+                            "(default 100; 8 for the local model)")
 
 
 def _bench(args: argparse.Namespace) -> int:
