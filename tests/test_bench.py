@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fakes import FunctionLLM
+from threadpoolctl import threadpool_limits
 
 from hyperpilot.agents.llm import LLM
 from hyperpilot.pipelines import bench, bench_llm
@@ -71,6 +72,9 @@ def test_unknown_methods_are_refused_in_one_line(capsys: pytest.CaptureFixture[s
 
 # --- the LLM methods: recording and exact replay ---------------------------------------
 
+RECORDED = Path(__file__).parents[1] / "benchmarks/results/tuner-quick-local/transcripts/llambo-local"
+
+
 def initial_design(task: BenchTask) -> list[Config]:
     rng = np.random.default_rng([task.seed, 2024])  # as bench.run_task draws it
     return [task.space.sample(rng) for _ in range(bench.N_INITIAL)]
@@ -78,6 +82,21 @@ def initial_design(task: BenchTask) -> list[Config]:
 
 def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_recorded_local_model_run_replays_exactly(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LLM_SPEC_ENV, f"replay:{RECORDED}")
+    monkeypatch.delenv(LLM_BUDGET_ENV, raising=False)  # the budget comes from the recording's run.json
+    monkeypatch.setenv(TRANSCRIPTS_ENV, str(tmp_path))
+    task = make_task("wine", "dt", 0)
+    with threadpool_limits(limits=1):  # as bench.run_task runs every method
+        trace = llm_method(task, initial_design(task), bench.N_TRIALS, 0)
+    recorded = read_lines(RECORDED / "wine-dt-0.trials.jsonl")
+    assert outcomes(trace) == [(r["config"], r["score"]) for r in recorded]
+    replayed = read_lines(tmp_path / "llambo" / "wine-dt-0.trials.jsonl")
+    assert [r["tuner"] for r in replayed] == [r["tuner"] for r in recorded]
+    assert sum(r["tuner"].get("llm_calls", 0) for r in recorded) > 0  # the model did take part
 
 
 def outcomes(trace: Trace) -> list[tuple[Config, float]]:
@@ -140,3 +159,14 @@ def test_the_local_model_method_is_unavailable_in_one_line_without_the_model(
     with pytest.raises(MethodUnavailable, match="^the local model is not available: ") as err:
         local_model_method(task, initial_design(task), 1, 0)
     assert "\n" not in str(err.value)
+
+
+def test_a_missing_recording_stops_the_benchmark_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in (LLM_SPEC_ENV, TRANSCRIPTS_ENV):  # bench.main sets them; restore them afterwards
+        monkeypatch.setenv(name, "")
+    argv = ["bench", "tuner", "--methods", "llambo", "--llm", f"replay:{tmp_path / 'none'}",
+            "--datasets", "iris", "--models", "dt", "--seeds", "1", "--jobs", "1", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().endswith("no recording " + str(tmp_path / "none") +
+                                                    " for task iris-dt-0")
