@@ -27,7 +27,7 @@ from hyperpilot.agents.tuner.factory import tuner_sampler
 from hyperpilot.agents.tuner.samplers import Sampler
 from hyperpilot.pipelines.bench_methods import MethodUnavailable, Runner, Trace, run_sampler
 from hyperpilot.pipelines.bench_tasks import BenchTask
-from hyperpilot.tools.errors import HyperpilotError
+from hyperpilot.tools.errors import HyperpilotError, LLMUnavailableError
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.types import Config, TrialRecord
 
@@ -110,8 +110,6 @@ class StrictReplay:
             raise ReplayMismatch(f"{self.path}: call {self.played} differs from the recording "
                                  f"(its {what}); the run is not the recorded one")
         if record.get("failed"):
-            from hyperpilot.tools.errors import LLMUnavailableError
-
             raise LLMUnavailableError(f"replayed failure: {record.get('error', '')}")
         return ChatReply(text=record.get("reply", ""), prompt_tokens=record.get("prompt_tokens", 0),
                          completion_tokens=record.get("completion_tokens", 0),

@@ -11,7 +11,13 @@ import pytest
 from fakes import FunctionLLM, ScriptedLLM
 
 from hyperpilot.agents.llm import LLM, ChatReply, Transcript, Usage
-from hyperpilot.agents.tuner.llambo import LLMGenerator, LLMMeter, LLMSurrogate, render_history
+from hyperpilot.agents.tuner.llambo import (
+    LLMGenerator,
+    LLMMeter,
+    LLMSurrogate,
+    ScorePredictions,
+    render_history,
+)
 from hyperpilot.agents.tuner.llm_logprobs import LogprobSurrogate, score_moments
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.agents.tuner.surrogate_sampler import SurrogateSampler, trust_weights
@@ -274,3 +280,32 @@ def test_the_default_tuner_trusts_a_logprob_oracle_and_records_its_calls() -> No
     assert SPACE.contains(config)
     assert info["weights"]["llm"] > 0 and info["trust"]["llm"] > 0.5
     assert info["llm_calls"] == 4  # candidates, two trust folds, the shortlist: one call each
+
+
+def test_the_client_asks_an_openai_server_for_logprobs_and_records_them() -> None:
+    import httpx2
+    from tenacity import wait_none
+
+    from hyperpilot.agents.llm import OpenAIBackend
+
+    sent: list[dict] = []
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        sent.append(json.loads(request.content))
+        tokens = [{"token": t, "logprob": -0.1, "bytes": None,
+                   "top_logprobs": [{"token": t, "logprob": -0.1, "bytes": None},
+                                    {"token": "9", "logprob": -2.4, "bytes": None}]}
+                  for t in ['{"scores": [', "0", ".", "5", "]}"]]
+        return httpx2.Response(200, json={
+            "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": {"content": tokens},
+                         "message": {"role": "assistant", "content": '{"scores": [0.5]}'}}]})
+
+    backend = OpenAIBackend("m", base_url="http://llm.test/v1", api_key="k", wait=wait_none(),
+                            http_client=httpx2.Client(transport=httpx2.MockTransport(server)))
+    llm = LLM(backend, transcript=Transcript(None))
+    answer, tokens = llm.complete_with_logprobs([{"role": "user", "content": "?"}], ScorePredictions,
+                                                top_logprobs=2, agent="tuner-surrogate")
+    assert answer.scores == [0.5] and sent[0]["logprobs"] is True and sent[0]["top_logprobs"] == 2
+    assert tokens[3] == {"token": "5", "logprob": -0.1, "top": [["5", -0.1], ["9", -2.4]]}
+    assert llm.transcript.records[0]["logprobs"] == tokens  # what a replay gives back
