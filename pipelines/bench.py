@@ -191,8 +191,9 @@ def main(quick: bool, methods: Sequence[str] | None, out: Path, jobs: int,
     processes through the environment."""
     import os
 
-    from hyperpilot.pipelines.bench_llm import LLM_BUDGET_ENV, LLM_SPEC_ENV
+    from hyperpilot.pipelines.bench_llm import LLM_BUDGET_ENV, LLM_SPEC_ENV, TRANSCRIPTS_ENV
 
+    os.environ[TRANSCRIPTS_ENV] = str(out / "transcripts")  # the LLM methods' recordings
     if llm:
         os.environ[LLM_SPEC_ENV] = llm
     if llm_budget is not None:

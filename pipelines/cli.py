@@ -127,9 +127,11 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     tuner.add_argument("--datasets", default=None, help="comma-separated subset of the datasets")
     tuner.add_argument("--models", default=None, help="comma-separated subset of rf,svm,dt,mlp-sgd,ada")
     tuner.add_argument("--seeds", type=_positive_int, default=None, help="run only the first N seeds")
-    tuner.add_argument("--llm", default=None, help="LLM for the 'llambo' method: openai:MODEL or replay:PATH")
+    tuner.add_argument("--llm", default=None,
+                       help="LLM for the 'llambo' method: openai:MODEL, local or replay:DIR_OR_FILE")
     tuner.add_argument("--llm-budget", type=int, default=None,
-                       help="LLM calls per task for the LLM-assisted methods (default 100)")
+                       help="LLM calls per task for the LLM-assisted methods "
+                            "(default 100; 8 for the local model)")
 
 
 def _bench(args: argparse.Namespace) -> int:
