@@ -41,6 +41,7 @@ from hyperpilot.tools.errors import (
     BudgetExceeded,
     LLMOutputError,
     LLMUnavailableError,
+    NoLogprobsError,
     TaskSpecError,
 )
 
@@ -407,8 +408,8 @@ class LLM:
         settings = {**settings, "logprobs": True, "top_logprobs": top_logprobs}
         result, reply = self._complete(messages, response_model, agent, settings)
         if not reply.logprobs:
-            raise LLMOutputError(f"{agent or response_model.__name__}: the server returned no "
-                                 "token log-probabilities", raw=reply.text)
+            raise NoLogprobsError(f"{agent or response_model.__name__}: the server returned no "
+                                  "token log-probabilities", raw=reply.text)
         return result, reply.logprobs
 
     def _complete(

@@ -23,11 +23,11 @@ from hyperpilot.pipelines.state import RunContext, RunState
 from hyperpilot.tools.artifacts import save_frame, save_model
 from hyperpilot.tools.constraints import check_constraints, measure_deployment
 from hyperpilot.tools.data import distribution_shift, single_feature_leakage
-from hyperpilot.tools.importance import dominant_leaks
-from hyperpilot.tools.preprocess import features_used
 from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.evaluate import score_pipeline
 from hyperpilot.tools.experience import Experience, FamilyResult, meta_features
+from hyperpilot.tools.importance import dominant_leaks
+from hyperpilot.tools.preprocess import features_used
 from hyperpilot.tools.types import DataProfile, DeploymentFacts, TaskSpec, TrialRecord, TrialState
 
 log = logging.getLogger(__name__)

@@ -44,6 +44,7 @@ from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.evaluate import get_metric
 from hyperpilot.tools.types import Budget, Constraints, DataProfile, TaskSpec
 
+
 def build_graph(ctx: RunContext) -> StateGraph:
     """The run's graph over ``RunState``; nodes close over ``ctx``. Compile with a checkpointer."""
     graph = StateGraph(RunState)

@@ -233,27 +233,29 @@ def test_the_logprob_surrogate_predicts_mean_and_spread_from_one_greedy_call() -
     fake.assert_done()
 
 
-def test_the_logprob_surrogate_is_unavailable_without_logprobs_or_with_a_wrong_count() -> None:
+def test_the_logprob_surrogate_samples_without_logprobs_and_refuses_a_wrong_count() -> None:
     records = history(4)
     args = ([r.config for r in records], np.array([r.score for r in records]),
             [{"a": 0.1, "b": 0.2}], SPACE, np.random.default_rng(0))
-    no_logprobs = LLM(ScriptedLLM([{"scores": [0.5]}]), transcript=Transcript(None), max_reasks=0)
-    with pytest.raises(SurrogateUnavailable, match="no token log-probabilities"):
-        LogprobSurrogate(LLMMeter(no_logprobs, allowed=1), task="t").predict(*args)
+    no_logprobs = LLM(ScriptedLLM([{"scores": [0.5]}, {"scores": [0.4]}, {"scores": [0.6]}]),
+                      transcript=Transcript(None), max_reasks=0)
+    mean, std = LogprobSurrogate(LLMMeter(no_logprobs, allowed=3), task="t").predict(*args)
+    assert mean.tolist() == pytest.approx([0.5]) and std.tolist() == pytest.approx([0.1])
     two = LLM(ScriptedLLM([reply_with_digit_odds('{"scores": [0.5, 0.6]}', {})]), transcript=Transcript(None))
     with pytest.raises(SurrogateUnavailable, match="2 usable scores for 1 candidates"):
         LogprobSurrogate(LLMMeter(two, allowed=1), task="t").predict(*args)
-    with pytest.raises(SurrogateUnavailable, match="gives no token log-probabilities"):
+    with pytest.raises(SurrogateUnavailable, match="not a score list"):
         LogprobSurrogate(LLMMeter(NoLogprobClient(), allowed=1), task="t").predict(*args)
 
 
 class NoLogprobClient:
-    """An ``LLMClient`` with ``complete`` only (no log-probabilities to offer)."""
+    """An ``LLMClient`` with ``complete`` only (no log-probabilities to offer), whose
+    answers never validate."""
 
     usage = Usage()
 
     def complete(self, *args: object, **kwargs: object) -> object:
-        raise AssertionError("not called")
+        raise LLMOutputError("not a score list")
 
 
 def test_the_factory_builds_either_spread_and_refuses_others() -> None:

@@ -14,8 +14,8 @@ LLM_CALLS_PER_TRIAL = 10
 # How the LLM surrogate gets its spread: "samples" asks n_samples times at temperature 0.7,
 # "logprobs" reads it from the digits' token probabilities of one greedy answer. On the
 # local model, logprobs ranked held-out trials better and had a lower NLL at 1 call than
-# samples at 2 (benchmarks/results/llm_surrogate_spread); a server that returns no
-# log-probabilities leaves the surrogate unavailable and the classical ones decide.
+# samples at 2 (benchmarks/results/llm_surrogate_spread); against a server that returns no
+# log-probabilities it samples instead.
 SPREADS = ("samples", "logprobs")
 DEFAULT_SPREAD = "logprobs"
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from hyperpilot.agents.tuner.history import observed
 from hyperpilot.agents.tuner.surrogates import SurrogateUnavailable
 from hyperpilot.prompts import render
-from hyperpilot.tools.errors import HyperpilotError
+from hyperpilot.tools.errors import HyperpilotError, NoLogprobsError
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.space_text import parse_proposals, serialise_config
 from hyperpilot.tools.types import Config, TrialRecord
@@ -64,8 +64,14 @@ class LLMMeter:
         """The greedy answer and its tokens' log-probabilities (top ``top_logprobs`` each)."""
         ask = getattr(self.llm, "complete_with_logprobs", None)
         if ask is None:
-            raise SurrogateUnavailable(f"{agent}: this LLM client gives no token log-probabilities")
-        return self._call(ask, prompt, model, agent, temperature=0.0, top_logprobs=top_logprobs)  # type: ignore[no-any-return]
+            raise NoLogprobs(f"{agent}: this LLM client gives no token log-probabilities")
+        try:
+            return self._call(ask, prompt, model, agent, temperature=0.0,  # type: ignore[no-any-return]
+                              top_logprobs=top_logprobs)
+        except SurrogateUnavailable as err:
+            if isinstance(err.__cause__, NoLogprobsError):
+                raise NoLogprobs(str(err)) from err
+            raise
 
     def _call(self, ask: Any, prompt: str, model: type[BaseModel], agent: str, **settings: Any) -> Any:
         if self.calls >= self.allowed:
@@ -80,6 +86,10 @@ class LLMMeter:
             raise SurrogateUnavailable(f"{agent}: {err}") from err
         finally:
             self.tokens += self.llm.usage.total_tokens - before
+
+
+class NoLogprobs(SurrogateUnavailable):
+    """The LLM answers but gives no token log-probabilities."""
 
 
 def render_history(space: SearchSpace, configs: Sequence[Config], scores: Sequence[float]) -> str:

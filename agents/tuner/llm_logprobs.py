@@ -5,7 +5,7 @@ top log-probabilities of every reply token. A predicted score such as ``0.9123``
 digit by digit: each digit's alternatives (renormalised over the digits among them) give
 an expected digit and its variance, and the score's mean and variance are the place-value
 weighted sums (digits treated as independent given the greedy prefix). Where a server
-gives no log-probabilities the surrogate is unavailable and the classical ones decide.
+gives no log-probabilities the spread comes from two sampled answers instead (``LLMSurrogate``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from hyperpilot.agents.tuner.llambo import LLMMeter, ScorePredictions, own_stream, surrogate_prompt
+from hyperpilot.agents.tuner.llambo import (
+    LLMMeter,
+    LLMSurrogate,
+    NoLogprobs,
+    ScorePredictions,
+    own_stream,
+    surrogate_prompt,
+)
 from hyperpilot.agents.tuner.surrogates import SurrogateUnavailable
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.types import Config
@@ -85,8 +92,12 @@ class LogprobSurrogate:
     def predict(self, configs: list[Config], y: np.ndarray, candidates: list[Config],
                 space: SearchSpace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         prompt = surrogate_prompt(self.task, configs, y, candidates, space, own_stream(rng), self.k_shot)
-        _, tokens = self.meter.complete_with_logprobs(prompt, ScorePredictions, "tuner-surrogate",
-                                                      self.top_logprobs)
+        try:
+            _, tokens = self.meter.complete_with_logprobs(prompt, ScorePredictions,
+                                                          "tuner-surrogate", self.top_logprobs)
+        except NoLogprobs:  # a server without log-probabilities: the spread of samples instead
+            return LLMSurrogate(self.meter, self.task, n_samples=2, k_shot=self.k_shot).predict(
+                configs, y, candidates, space, rng)
         moments = np.array(score_moments(tokens), dtype=float).reshape(-1, 2)
         if len(moments) != len(candidates) or not np.all(np.isfinite(moments)):
             raise SurrogateUnavailable(f"the LLM gave {len(moments)} usable scores for "
