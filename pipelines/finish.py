@@ -17,7 +17,7 @@ from hyperpilot.tools.artifacts import save_frame, save_model
 from hyperpilot.tools.data import single_feature_leakage
 from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.evaluate import score_pipeline
-from hyperpilot.tools.experience import Experience, FamilyResult, meta_features
+from hyperpilot.tools.experience import Experience, FamilyResult, meta_features, top_configs
 from hyperpilot.tools.types import DataProfile, TaskSpec, TrialRecord, TrialState
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,8 @@ def experience_record(state: RunState) -> Experience:
         except HyperpilotError:
             continue
         families[family] = FamilyResult(best_config=best.config, best_cv=float(best.score or 0.0),
-                                        trials=len(own))
+                                        trials=len(own),
+                                        top_configs=top_configs(own, task.direction))
     return Experience(
         run_id=state["run_id"], text=task.text, task_type=task.task_type, metric=task.metric,
         direction=task.direction,
