@@ -12,7 +12,7 @@ No task here is one that a benchmark scores: they are all drawn from scikit-lear
 ``make_classification``, ``make_regression`` and ``make_friedman1``, with varied shapes,
 noise and class imbalance (never iris, wine, breast_cancer, digits or diabetes).
 
-Usage (about 10-15 minutes on two busy cores):
+Usage (6 minutes on two busy cores; it writes the seconds it took into the file):
 
     python benchmarks/build_strong_defaults.py [--pool 8] [--folds 3] [--size 3] \
         [--families linear,random_forest,extra_trees,hist_gb,svm,knn] [--out tools/strong_defaults.json]
