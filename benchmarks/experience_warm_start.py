@@ -14,9 +14,9 @@ minus one standard error of its winning trial's fold scores (a noise-aware targe
 to reach C's final best, the first trial's score, and both runs' final CV and holdout scores.
 Trials are counted from the start of the run (1-based); "never" means not within the budget.
 
-Usage (about 20 minutes on two busy cores for two seeds):
+Usage (about 9 minutes per seed on two busy cores):
 
-    python benchmarks/experience_warm_start.py [--trials 30] [--seeds 0,1] \
+    python benchmarks/experience_warm_start.py [--trials 30] [--seeds 0,1,2] \
         [--out benchmarks/results/experience]
 """
 
