@@ -128,7 +128,7 @@ def markdown(table: pd.DataFrame) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/experience"))
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
