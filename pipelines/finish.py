@@ -25,7 +25,7 @@ from hyperpilot.tools.constraints import check_constraints, measure_deployment
 from hyperpilot.tools.data import distribution_shift, single_feature_leakage
 from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.evaluate import score_pipeline
-from hyperpilot.tools.experience import Experience, FamilyResult, meta_features
+from hyperpilot.tools.experience import Experience, FamilyResult, meta_features, top_configs
 from hyperpilot.tools.importance import dominant_leaks
 from hyperpilot.tools.preprocess import features_used
 from hyperpilot.tools.types import DataProfile, DeploymentFacts, TaskSpec, TrialRecord, TrialState
@@ -194,7 +194,8 @@ def experience_record(state: RunState) -> Experience:
         except HyperpilotError:
             continue
         families[family] = FamilyResult(best_config=best.config, best_cv=float(best.score or 0.0),
-                                        trials=len(own))
+                                        trials=len(own),
+                                        top_configs=top_configs(own, task.direction))
     return Experience(
         run_id=state["run_id"], text=task.text, task_type=task.task_type, metric=task.metric,
         direction=task.direction,

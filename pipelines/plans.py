@@ -90,7 +90,8 @@ def retrieval_summary(retrieved: Retrieved) -> dict[str, Any]:
         "cards": [{"id": c.card.id, "score": round(c.score, 3)} for c in retrieved.cards],
         "runs": [{"run_id": r.run.run_id, "similarity": round(r.similarity, 3),
                   "winner": r.run.best_model, "best_cv": r.run.best_cv,
-                  "configs": {f: v.best_config for f, v in r.run.families.items()}}
+                  "configs": {f: v.best_config for f, v in r.run.families.items()},
+                  "top_configs": {f: v.starts() for f, v in r.run.families.items()}}
                  for r in retrieved.runs],
     }
 
@@ -105,8 +106,9 @@ def model_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     spaces, warm, events = {}, {}, []
     for family in families:
         space = choose_space(family, task, profile, n_train, ctx.llm)
-        past = [r["configs"][family] for r in state.get("retrieved", {}).get("runs", [])
-                if family in r["configs"]]
+        # Each similar run's ranked configs for the family (its top few), most similar first.
+        past = [r.get("top_configs", {}).get(family) or r["configs"][family]
+                for r in state.get("retrieved", {}).get("runs", []) if family in r["configs"]]
         starts = warm_start(family, space.value, task, profile, ctx.llm, past=past)
         spaces[family] = space.value.model_dump()
         warm[family] = starts.value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,15 +55,18 @@ class TrainingData:
 
 
 def warm_start(family: str, space: SearchSpace, task: TaskSpec, profile: DataProfile,
-               llm: object | None, n: int = 2, past: list[Config] | None = None
-               ) -> Decision[list[Config]]:
-    """Starting configurations: winners of similar past runs first (most similar first), then
-    the zoo's strong default, then the LLM's proposals.
+               llm: object | None, n: int = 2, past: Sequence[Config | list[Config]] | None = None,
+               *, per_run: int = 3, max_past: int = 3) -> Decision[list[Config]]:
+    """Starting configurations: winners of similar past runs first, then the zoo's shipped
+    strong-defaults portfolio, then up to ``n`` of the LLM's proposals.
 
-    Past and LLM configurations are repaired into the space; ones that do not fit are dropped.
+    ``past`` holds one entry per similar past run, most similar first: that run's best config
+    for ``family``, or a list of its best configs, best first (up to ``per_run`` of each are
+    used, ``max_past`` in all). Past and LLM configurations are repaired into the space; ones
+    that do not fit are dropped, and a config is never tried twice.
     """
-    default = space.repair(get_model(family).defaults(task.task_type))
-    planned = repaired_configs(past or [], space, [default], limit=len(past or [])) + [default]
+    strong = get_model(family).strong_defaults(task.task_type)
+    planned = _past_then_strong(past or [], strong, space, per_run, max_past)
     inputs = {"n": n, "family": family, "task_type": task.task_type, "n_rows": profile.n_rows,
               "n_numeric": len(profile.numeric_features),
               "n_categorical": len(profile.categorical_features),
@@ -71,6 +75,30 @@ def warm_start(family: str, space: SearchSpace, task: TaskSpec, profile: DataPro
     return decide(TUNER_AGENT, inputs, llm,  # type: ignore[arg-type]
                   accept=lambda draft: planned + repaired_configs(draft.configs, space, planned, n),
                   rules=lambda: planned)
+
+
+def _past_then_strong(past: Sequence[Config | list[Config]], strong: list[Config],
+                      space: SearchSpace, per_run: int, max_past: int) -> list[Config]:
+    fill = space.repair(strong[0])
+    runs = [entry if isinstance(entry, list) else [entry] for entry in past]
+    out: list[Config] = []
+    seen: set[str] = set()
+
+    def add(raw: dict[str, Any]) -> None:
+        try:
+            config = space.repair(raw, fill=fill)
+        except ValueError:
+            return  # a past config from a space this run no longer has
+        if space.key(config) not in seen:
+            seen.add(space.key(config))
+            out.append(config)
+
+    for config in [c for run in runs for c in run[:per_run]]:
+        if len(out) < max_past:
+            add(config)
+    for config in strong:
+        add(config)
+    return out
 
 
 def repaired_configs(configs: list[dict[str, Any]], space: SearchSpace, planned: list[Config],
