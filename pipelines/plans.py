@@ -30,6 +30,8 @@ from hyperpilot.tools.types import DataProfile, TaskSpec, TrialRecord, TrialStat
 # takes a few seconds).
 FINISH_SHARE_OF_TIME = 0.2
 FINISH_RESERVE_SECONDS = 5.0
+# Fold halving starts once a family's full trials take this long (median seconds).
+HALVING_MIN_SECONDS = 2.0
 
 
 def event(stage: str, decision: Any = None, message: str = "") -> dict[str, str]:
@@ -236,7 +238,7 @@ def tune_plan_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     record = run_trial(family, space, state["warm"][family], history, task, profile,
                        ctx.training(state), state["seed"], plan.id, llm=ctx.llm,
                        llm_budget=ctx.llm_budget, number=len(history) + int(state["slot"]),
-                       steps=plan.steps, halving=FoldHalving() if ctx.halving else None)
+                       steps=plan.steps, halving=_halving(ctx, history, family, plan.id))
     total = revision_budget(state)
     if state.get("revision"):  # count the trials of earlier revisions too
         total += len(history) - len(_records(state, set(_plans(state))))
@@ -244,11 +246,23 @@ def tune_plan_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     return {"trials": [record.model_dump(mode="json")]}
 
 
+def _halving(ctx: RunContext, history: list[TrialRecord], family: str,
+             plan_id: str) -> FoldHalving | None:
+    """Fold halving for a family whose full trials are slow enough for it to pay: on fast,
+    small data it saves seconds and costs the search the complete trials it learns from."""
+    full = [t.seconds for t in history if t.model == family and t.plan_id == plan_id
+            and t.state == TrialState.COMPLETE]
+    if not ctx.halving or not full or float(np.median(full)) < HALVING_MIN_SECONDS:
+        return None
+    return FoldHalving()
+
+
 def _show_trial(ctx: RunContext, record: TrialRecord, history: list[TrialRecord], total: int,
                 task: TaskSpec, plan_id: str, several: bool) -> None:
     best = _best(history + [record], task.direction)
     if record.state == TrialState.PRUNED:
-        score = f"stopped early ({record.error[:80]})"
+        score = (f"stopped after {record.tuner.get('pruned_rung', '?')} fold(s) at "
+                 f"{record.tuner.get('rung_score', float('nan')):.4f}, behind the family's best")
     else:
         score = f"{record.score:.4f}" if record.score is not None else f"FAIL ({record.error[:80]})"
     leader = f"best {best.score:.4f} {best.model}" if best else "no complete trial yet"

@@ -23,8 +23,8 @@ def tuner_reply(messages: list[dict[str, str]]) -> dict[str, list]:
 
 SCRIPT = [
     ("RequestDraft", {"is_ml": True, "target": "species", "metric": "accuracy"}),
-    ("PlanDraft", {"families": [{"name": "linear", "share": 1, "reason": "few rows"}],
-                   "rationale": "a small numeric table suits a linear model"}),
+    ("PlansDraft", {"plans": [{"families": [{"name": "linear", "share": 1, "reason": "few rows"}],
+                               "rationale": "a small numeric table suits a linear model"}]}),
     ("SpaceDraft", {"narrow": []}),
     ("WarmStartDraft", {"configs": []}),
     *[tuner_reply] * BUDGET,  # the strict script has exactly BUDGET replies for the tuner
