@@ -41,6 +41,7 @@ from hyperpilot.tools.errors import (
     BudgetExceeded,
     LLMOutputError,
     LLMUnavailableError,
+    NoLogprobsError,
     TaskSpecError,
 )
 
@@ -221,6 +222,7 @@ class OpenAIBackend:
             text=(response.choices[0].message.content or "") if response.choices else "",
             prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
             completion_tokens=(usage.completion_tokens or 0) if usage else 0,
+            logprobs=_token_logprobs(response),
         )
 
     def _create(
@@ -281,6 +283,16 @@ class OpenAIBackend:
         if attempts > 1:
             line += f" (after {attempts} attempts)"
         return redact(line, [self._api_key] if self._api_key else [])
+
+
+def _token_logprobs(response: Any) -> list[dict[str, Any]] | None:
+    """The reply's token log-probabilities, when the request asked for them."""
+    choice = response.choices[0] if response.choices else None
+    tokens = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not tokens:
+        return None
+    return [{"token": t.token, "logprob": t.logprob,
+             "top": [[a.token, a.logprob] for a in (t.top_logprobs or [])]} for t in tokens]
 
 
 def is_loopback(url: str | None) -> bool:
@@ -380,6 +392,33 @@ class LLM:
         Raises ``LLMOutputError`` (with ``raw``) when it never does, ``BudgetExceeded``
         when the token budget is spent, and ``LLMUnavailableError`` from the backend.
         """
+        return self._complete(messages, response_model, agent, settings)[0]
+
+    def complete_with_logprobs(
+        self,
+        messages: list[dict[str, str]],
+        response_model: type[T],
+        *,
+        top_logprobs: int = 5,
+        agent: str = "",
+        **settings: Any,
+    ) -> tuple[T, list[dict[str, Any]]]:
+        """``complete`` plus the valid reply's token log-probabilities (each token with its
+        ``top_logprobs`` alternatives); ``LLMOutputError`` when the server returns none."""
+        settings = {**settings, "logprobs": True, "top_logprobs": top_logprobs}
+        result, reply = self._complete(messages, response_model, agent, settings)
+        if not reply.logprobs:
+            raise NoLogprobsError(f"{agent or response_model.__name__}: the server returned no "
+                                  "token log-probabilities", raw=reply.text)
+        return result, reply.logprobs
+
+    def _complete(
+        self,
+        messages: list[dict[str, str]],
+        response_model: type[T],
+        agent: str,
+        settings: dict[str, Any],
+    ) -> tuple[T, ChatReply]:
         schema = response_model.model_json_schema()
         schema_name = response_model.__name__
         settings = {"temperature": 0, **settings}
@@ -397,7 +436,7 @@ class LLM:
                 conversation += _reask(text, error)
                 continue
             self._record(agent, schema_name, conversation, settings, reply, seconds, "")
-            return result
+            return result, reply
         tries = self.max_reasks + 1
         raise LLMOutputError(
             f"{agent or schema_name}: invalid output after {tries} tries: {error[:300]}", raw=text
@@ -491,7 +530,7 @@ def _record(
         "prompt_tokens": reply.prompt_tokens,
         "completion_tokens": reply.completion_tokens,
         "seconds": round(seconds, 4),
-    }
+    } | ({"logprobs": reply.logprobs} if reply.logprobs is not None else {})
 
 
 # --- choosing a backend --------------------------------------------------------------

@@ -3,6 +3,9 @@ from retrieved knowledge cards and similar past runs, citing what it used."""
 
 from __future__ import annotations
 
+from math import ceil
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
@@ -24,6 +27,13 @@ class PlanDraft(BaseModel):
     families: list[FamilyPlan]
     rationale: str = ""
     cites: list[str] = Field(default_factory=list)
+    steps: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlansDraft(BaseModel):
+    """What the LLM planner answers when asked for several plans."""
+
+    plans: list[PlanDraft]
 
 
 class Plan(BaseModel):
@@ -35,9 +45,14 @@ class Plan(BaseModel):
     rationale: str
     source: str = "rules"
     sources: list[str] = Field(default_factory=list)
+    # Preprocessing choices (a ``DataSteps`` dump); empty means the default steps.
+    steps: dict[str, Any] = Field(default_factory=dict)
 
 
 PLANNER_AGENT = AgentSpec(name="planner", prompt="planner.j2", output_type=PlanDraft)
+PLANS_AGENT = AgentSpec(name="planner", prompt="plans.j2", output_type=PlansDraft)
+# A plan needs this many trials to be worth running beside others; fewer plans otherwise.
+MIN_TRIALS_PER_PLAN = 6
 MIN_TRIALS_PER_FAMILY = 3
 BASE_WEIGHT = 1.5
 # A situation card shapes the plan only when it scores at least this share of the best card.
@@ -182,3 +197,174 @@ def _accept(draft: PlanDraft, eligible: list[str], task: TaskSpec, retrieved: Re
         | {r.run.run_id for r in retrieved.runs}
     cites = _unique([c for c in draft.cites if c in known])
     return _finish(families, task, draft.rationale or "chosen by the LLM planner", "llm", cites)
+
+
+# --- several plans ---------------------------------------------------------------------
+
+STEP_KEYS = {"max_features": int, "numeric": ("standard", "quantile"),
+             "categorical": ("onehot", "ordinal")}
+# A wide table gets a plan that keeps only the most informative share of its columns.
+WIDE_FEATURES = 30
+
+
+def halving_stages(budget: int, n_plans: int, eta: int = 2) -> list[tuple[int, int]]:
+    """Successive halving across plans: ``(plans still running, trials each)`` per stage.
+
+    Every stage gets an equal share of the budget; after each, the best ``1/eta`` of the
+    plans (by best CV score) go on. The last stage (one plan) takes what rounding left over.
+    """
+    survivors = [n_plans]
+    while survivors[-1] > 1:
+        survivors.append(ceil(survivors[-1] / eta))
+    share = budget // len(survivors)
+    stages = [(n, max(1, share // n)) for n in survivors]
+    left = budget - sum(n * t for n, t in stages)
+    if left > 0:
+        stages[-1] = (stages[-1][0], stages[-1][1] + left // stages[-1][0])
+    return stages
+
+
+def affordable_plans(budget: int, wanted: int) -> int:
+    """How many plans a trial budget can run side by side (at least one)."""
+    return max(1, min(wanted, budget // MIN_TRIALS_PER_PLAN))
+
+
+def clean_steps(steps: dict[str, Any], profile: DataProfile) -> dict[str, Any]:
+    """Known preprocessing choices with valid values; anything else is dropped."""
+    out: dict[str, Any] = {}
+    for key, allowed in STEP_KEYS.items():
+        value = steps.get(key)
+        if value is None:
+            continue
+        if allowed is int:
+            if isinstance(value, int | float) and 1 <= int(value) < len(profile.features):
+                out[key] = int(value)
+        elif value in allowed and value != allowed[0]:  # type: ignore[operator,index]
+            out[key] = value
+    return out
+
+
+def base_steps(task: TaskSpec, profile: DataProfile) -> dict[str, Any]:
+    """Steps every plan must take: a feature limit the task states."""
+    limit = task.constraints.max_features
+    return {"max_features": limit} if limit and len(profile.features) > limit else {}
+
+
+def step_variants(profile: DataProfile) -> list[tuple[dict[str, Any], str]]:
+    """Preprocessing alternatives worth a plan of their own on this data, with why."""
+    out: list[tuple[dict[str, Any], str]] = []
+    if profile.categorical_features:
+        out.append(({"categorical": "ordinal"}, "ordinal-coded categoricals (compact for "
+                                                 "tree ensembles, robust to high cardinality)"))
+    if len(profile.features) > WIDE_FEATURES:
+        keep = max(10, len(profile.features) // 3)
+        out.append(({"max_features": keep}, f"wide data: only the {keep} most informative "
+                                            "columns"))
+    if profile.numeric_features:
+        out.append(({"numeric": "quantile"}, "quantile-normal numeric features (tames skew and "
+                                             "outliers for linear, kernel and neighbour models)"))
+    return out
+
+
+def plans_rules(task: TaskSpec, profile: DataProfile, cuda: bool = False,
+                retrieved: Retrieved | None = None, k: int = 3, excluded: tuple[str, ...] = (),
+                prefix: str = "plan") -> list[Plan]:
+    """``k`` distinct plans from retrieval scores alone: the best-weighted families, the
+    next ones, the best ones under alternative preprocessing, the best one alone."""
+    retrieved = retrieved or retrieve(task, profile, shipped_cards(), None)
+    eligible = [f for f in eligible_families(task, profile, cuda) if f not in excluded]
+    weights = family_weights(eligible or eligible_families(task, profile, cuda), retrieved)
+    ranked = sorted(weights, key=lambda n: -weights[n][0])
+    cap = plan_capacity(task.budget.trials, k)
+    per_plan = max(1, min(3, cap // MIN_TRIALS_PER_FAMILY))
+    first = ranked[:per_plan]
+    specs = [(first, {}, "the best-weighted families")]
+    rest = [n for n in ranked if n not in first][:per_plan]
+    if rest:
+        specs.append((rest, {}, "the next-weighted families, as a second opinion"))
+    specs += [(first[:2], steps, why) for steps, why in step_variants(profile)]
+    specs.append((first[:1], {}, "the best-weighted family alone, with the whole plan budget"))
+    plans: list[Plan] = []
+    for names, steps, why in specs:
+        families = [FamilyPlan(name=n, share=weights[n][0], reason=_reason(n, weights[n]))
+                    for n in names]
+        cites = _unique([c for n in names for c in weights[n][1]])
+        plan = _build(f"{prefix}-{len(plans) + 1}", families, {**steps, **base_steps(task, profile)},
+                      f"{why}; weighted by the cards retrieved for '{retrieved.query}'", "rules",
+                      cites, cap)
+        if not any(_same(plan, p) for p in plans):
+            plans.append(plan)
+        if len(plans) == k:
+            break
+    return plans
+
+
+def plan_capacity(budget: int, k: int) -> int:
+    """The most trials one plan can get: what the winner of the halving receives."""
+    return sum(t for _, t in halving_stages(budget, k))
+
+
+def _build(plan_id: str, families: list[FamilyPlan], steps: dict[str, Any], rationale: str,
+           source: str, cites: list[str], capacity: int) -> Plan:
+    trials = allocate({f.name: f.share for f in families}, capacity)
+    return Plan(id=plan_id, families=families, trials=trials, rationale=rationale, source=source,
+                sources=cites, steps=steps)
+
+
+def _same(a: Plan, b: Plan) -> bool:
+    return set(a.trials) == set(b.trials) and a.steps == b.steps
+
+
+def make_plans(task: TaskSpec, profile: DataProfile, llm: object | None, cuda: bool = False,
+               retrieved: Retrieved | None = None, k: int = 3, excluded: tuple[str, ...] = (),
+               prefix: str = "plan") -> Decision[list[Plan]]:
+    """``k`` plans (fewer when the budget cannot run them): the LLM planner's plans that name
+    eligible families, topped up with rule-based plans; the rule-based plans otherwise."""
+    retrieved = retrieved or retrieve(task, profile, shipped_cards(), None)
+    k = affordable_plans(task.budget.trials, k)
+    eligible = [f for f in eligible_families(task, profile, cuda) if f not in excluded]
+
+    def rules() -> list[Plan]:
+        return plans_rules(task, profile, cuda, retrieved, k, excluded, prefix)
+
+    inputs = {**_inputs(task, profile, eligible, retrieved), "k": k,
+              "trials_per_plan": plan_capacity(task.budget.trials, k),
+              "required_steps": base_steps(task, profile)}
+    return decide(PLANS_AGENT, inputs, llm,  # type: ignore[arg-type]
+                  accept=lambda draft: _accept_plans(draft, eligible, task, profile, retrieved,
+                                                     k, rules, prefix),
+                  rules=rules)
+
+
+def _accept_plans(draft: PlansDraft, eligible: list[str], task: TaskSpec, profile: DataProfile,
+                  retrieved: Retrieved, k: int, rules: Any, prefix: str) -> list[Plan]:
+    known = {c.card.id for c in retrieved.cards} | {c.id for c in retrieved.family_cards.values()} \
+        | {r.run.run_id for r in retrieved.runs}
+    capacity = plan_capacity(task.budget.trials, k)
+    plans: list[Plan] = []
+    for one in draft.plans:
+        families = _unique_families([f for f in one.families if f.name in eligible])
+        if not families:
+            continue
+        families = sorted(families, key=lambda f: -f.share)[:max(1, capacity // MIN_TRIALS_PER_FAMILY)]
+        steps = {**clean_steps(one.steps, profile), **base_steps(task, profile)}
+        plan = _build(f"{prefix}-{len(plans) + 1}", families, steps,
+                      one.rationale or "written by the LLM planner", "llm",
+                      _unique([c for c in one.cites if c in known]), capacity)
+        if not any(_same(plan, p) for p in plans) and len(plans) < k:
+            plans.append(plan)
+    if not plans:
+        raise ValueError(f"no plan names an eligible family (eligible: {', '.join(eligible)})")
+    for extra in rules():
+        if len(plans) >= k:
+            break
+        if not any(_same(extra, p) for p in plans):
+            plans.append(extra.model_copy(update={"id": f"{prefix}-{len(plans) + 1}"}))
+    return plans
+
+
+def _unique_families(families: list[FamilyPlan]) -> list[FamilyPlan]:
+    seen: dict[str, FamilyPlan] = {}
+    for family in families:
+        seen.setdefault(family.name, family)
+    return list(seen.values())

@@ -22,6 +22,7 @@ class RequestDraft(BaseModel):
     positive_class: str | None = None
     max_latency_ms: float | None = None
     max_features: int | None = None
+    max_model_mb: float | None = None
     interpretable: bool = False
 
 
@@ -87,6 +88,7 @@ def parse_request_rules(text: str, columns: list[str]) -> RequestDraft:
         positive_class=_find_positive_class(text),
         max_latency_ms=_find_latency_ms(text),
         max_features=_find_max_features(text),
+        max_model_mb=_find_max_model_mb(text),
         interpretable=bool(re.search(r"\b(interpretable|explainable|transparent)\b", text, re.I)),
     )
 
@@ -186,3 +188,12 @@ def _find_max_features(text: str) -> int | None:
     match = re.search(r"(?:at most|no more than|up to|max(?:imum)?(?: of)?)\s*(\d+)\s*features",
                       text, re.IGNORECASE)
     return int(match.group(1)) if match else None
+
+
+def _find_max_model_mb(text: str) -> float | None:
+    match = re.search(r"(?:under|below|within|less than|smaller than|at most|<)\s*(\d+(?:\.\d+)?)"
+                      r"\s*(kb|mb|gb)\b", text, re.IGNORECASE)
+    if not match:
+        return None
+    scale = {"kb": 0.001, "mb": 1.0, "gb": 1000.0}[match.group(2).lower()]
+    return float(match.group(1)) * scale

@@ -32,6 +32,8 @@ class ChatReply(BaseModel):
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Per reply token, when asked for: {"token", "logprob", "top": [[token, logprob], ...]}.
+    logprobs: list[dict[str, Any]] | None = None
 
 
 # --- secrets -------------------------------------------------------------------------
@@ -142,4 +144,5 @@ class ReplayBackend:
             text=record.get("reply", ""),
             prompt_tokens=record.get("prompt_tokens", 0),
             completion_tokens=record.get("completion_tokens", 0),
+            logprobs=record.get("logprobs"),
         )

@@ -7,6 +7,7 @@ pass/fail of every check comes from code.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +18,14 @@ from hyperpilot.agents.runner import AgentSpec, Decision, decide
 from hyperpilot.tools.artifacts import reload_and_score
 from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.evaluate import get_metric, is_better
-from hyperpilot.tools.types import TaskSpec, TrialRecord, TrialState
+from hyperpilot.tools.types import (
+    ConstraintResult,
+    DataProfile,
+    ShiftFinding,
+    TaskSpec,
+    TrialRecord,
+    TrialState,
+)
 
 # The reloaded model must reproduce the in-process holdout score this closely.
 REPRODUCE_TOLERANCE = 1e-9
@@ -51,16 +59,36 @@ def check_request(draft: RequestDraft, problems: list[str], task: TaskSpec | Non
     passes = []
     if task is not None:
         passes = [f"target '{task.target}' is present", f"{task.task_type} task",
-                  f"metric {task.metric} fits a {task.task_type} task"]
+                  f"metric {task.metric} fits a {task.task_type} task",
+                  *measurable_constraints(task)]
     elif not failures:
         failures.append("the task could not be resolved against the data")
     return CheckResult.of(failures, passes)
 
 
+def measurable_constraints(task: TaskSpec) -> list[str]:
+    """How each constraint the task states will be measured (every one is measurable)."""
+    limits = task.constraints
+    lines = []
+    if limits.max_latency_ms is not None:
+        lines.append(f"latency limit {limits.max_latency_ms:g} ms per row: measured as the saved "
+                     "model's batch prediction time per row (single-row time reported too)")
+    if limits.max_features is not None:
+        lines.append(f"feature limit {limits.max_features}: every plan keeps at most that many "
+                     "input columns; the saved model's inputs are counted")
+    if limits.max_model_mb is not None:
+        lines.append(f"size limit {limits.max_model_mb:g} MB: measured on model.joblib")
+    if limits.interpretable:
+        lines.append("interpretable: only linear models are planned; the saved estimator is checked")
+    return lines
+
+
 def check_execution(task: TaskSpec, trials: list[TrialRecord], best: TrialRecord,
                     holdout_score: float, baseline_cv: float, baseline_holdout: float,
-                    leakage: dict[str, str]) -> CheckResult:
-    """Finite in-range scores, better than the trivial baseline, no leaking feature used."""
+                    leakage: dict[str, str], shift: Sequence[ShiftFinding] = (),
+                    constraints: Sequence[ConstraintResult] = ()) -> CheckResult:
+    """Finite in-range scores, better than the trivial baseline, no leaking feature used,
+    compatible train and holdout distributions, and every stated constraint met (measured)."""
     metric = get_metric(task.metric)
     failures: list[str] = []
     for name, value in (("best CV score", best.score), ("holdout score", holdout_score)):
@@ -71,12 +99,48 @@ def check_execution(task: TaskSpec, trials: list[TrialRecord], best: TrialRecord
         failures += _baseline_failures(task, best.score or 0.0, holdout_score, baseline_cv,
                                        baseline_holdout)
     failures += [f"feature '{f}' leaks the target: {why}" for f, why in leakage.items()]
+    failures += [f"train and holdout differ: {f.line}" for f in shift if f.severe]
+    failures += [f"constraint not met: {c.line}" for c in constraints if not c.ok]
     complete = sum(r.state == TrialState.COMPLETE for r in trials)
     passes = [f"{complete} of {len(trials)} trials completed with finite scores",
               f"best CV {metric.name} {best.score:.4f} beats the trivial baseline {baseline_cv:.4f}",
               f"holdout {metric.name} {holdout_score:.4f} beats the baseline {baseline_holdout:.4f}",
-              "no feature alone predicts the target"]
+              "no feature alone predicts the target, and the model leans on none that nearly does",
+              f"train and holdout distributions are compatible ({len(shift)} columns compared)",
+              *[c.line for c in constraints]]
     return CheckResult.of(failures, passes)
+
+
+class Revision(BaseModel):
+    """What a failed verification asks the planner to change, and why."""
+
+    reason: str
+    changed: str
+    drop: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+
+def propose_revision(leakage: dict[str, str], constraints: Sequence[ConstraintResult],
+                     winner: str, excluded: Sequence[str], profile: DataProfile
+                     ) -> Revision | None:
+    """The change a new plan can make to fix a failed check, or None when no plan can
+    (a model no better than the baseline, or a reload that does not reproduce its score,
+    is reported, not re-planned).
+
+    Leaking features are dropped; a latency or size limit the winner missed rules its
+    family out, so the planner picks cheaper ones.
+    """
+    if leakage:
+        names = sorted(leakage)
+        return Revision(reason=f"feature(s) {', '.join(names)} leak the target",
+                        changed=f"dropped {', '.join(names)} and planned again", drop=names)
+    missed = [c for c in constraints if not c.ok and c.name in ("max_latency_ms", "max_model_mb")]
+    if missed and winner not in excluded:
+        left = len(profile.features)
+        return Revision(reason="; ".join(c.line for c in missed),
+                        changed=f"ruled out {winner} and planned again with the other families "
+                                f"({left} features)", exclude=[winner])
+    return None
 
 
 def _baseline_failures(task: TaskSpec, cv: float, holdout: float, base_cv: float,

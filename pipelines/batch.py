@@ -29,6 +29,9 @@ class TaskOptions(BaseModel):
     time_limit: float | None = Field(None, gt=0)
     seed: int = 0
     llm: str | None = None
+    plans: int = Field(3, ge=1)
+    revisions: int = Field(2, ge=0)
+    halving: bool = True
 
 
 class TaskEntry(TaskOptions):
@@ -167,6 +170,7 @@ def run_entry(entry: TaskEntry, echo: bool = True) -> Outcome:
     try:
         state = run_task(entry.task, entry.data, Path(str(entry.out)), llm_spec=entry.llm,
                          trials=entry.trials, time_limit=entry.time_limit, seed=entry.seed,
+                         plans=entry.plans, revisions=entry.revisions, halving=entry.halving,
                          progress=progress)
     except HyperpilotError as err:
         return Outcome(name=name, status="failed", out=str(entry.out), message=str(err))

@@ -9,6 +9,7 @@ evaluates its own configs, and a config two methods share is trained once (a cac
 from __future__ import annotations
 
 import itertools
+import json
 import platform
 import sys
 import time
@@ -101,8 +102,25 @@ def checkpoint_rows(method: str, task: BenchTask, trace: Trace) -> list[dict]:
 
 
 def run_benchmark(plan: Plan, out: Path, jobs: int = 2, command: str = "") -> pd.DataFrame:
+    """Run ``plan``'s tasks and write ``results.csv`` and ``summary.md`` into ``out``.
+
+    Each finished task's rows are also kept in ``out/tasks/`` as it finishes, and a task
+    already there (with every method asked for) is not run again: an interrupted run picks
+    up where it stopped when given the same ``--out``.
+    """
     started = time.perf_counter()
-    outcomes = Parallel(n_jobs=jobs)(delayed(run_task)(d, m, s, plan.methods) for d, m, s in plan.tasks)
+    done = {task: rows for task in plan.tasks if (rows := _finished(out, task, plan.methods))}
+    todo = [task for task in plan.tasks if task not in done]
+    if done:
+        print(f"resuming: {len(done)} of {len(plan.tasks)} tasks already in {out / 'tasks'}",
+              flush=True)
+    outcomes = list(done.values())
+    runs = Parallel(n_jobs=jobs, return_as="generator_unordered")(
+        delayed(_task_outcome)(d, m, s, plan.methods) for d, m, s in todo)
+    for count, (task, task_rows, reasons) in enumerate(runs, start=1):
+        _keep(out, task, task_rows, reasons)
+        outcomes.append((task_rows, reasons))
+        print(f"[bench] {count}/{len(todo)} tasks done ({'/'.join(map(str, task))})", flush=True)
     rows = [row for task_rows, _ in outcomes for row in task_rows]
     skipped = sorted({reason for _, reasons in outcomes for reason in reasons})
     results = pd.DataFrame(rows, columns=COLUMNS)
@@ -111,6 +129,39 @@ def run_benchmark(plan: Plan, out: Path, jobs: int = 2, command: str = "") -> pd
     header = _header(plan, command, time.perf_counter() - started, jobs, skipped)
     (out / "summary.md").write_text(summary_markdown(results, header) + "\n")
     return results
+
+
+def _task_outcome(dataset: str, model: str, seed: int, methods: Sequence[str]
+                  ) -> tuple[tuple[str, str, int], list[dict], list[str]]:
+    rows, skipped = run_task(dataset, model, seed, methods)
+    return (dataset, model, seed), rows, skipped
+
+
+def _task_file(out: Path, task: tuple[str, str, int]) -> Path:
+    return out / "tasks" / f"{task[0]}-{task[1]}-{task[2]}.json"
+
+
+def _keep(out: Path, task: tuple[str, str, int], rows: list[dict], skipped: list[str]) -> None:
+    path = _task_file(out, task)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"rows": rows, "skipped": skipped}))
+    temporary.replace(path)
+
+
+def _finished(out: Path, task: tuple[str, str, int], methods: Sequence[str]
+              ) -> tuple[list[dict], list[str]] | None:
+    """A task's kept rows and skips, when it ran with every method of ``methods``."""
+    path = _task_file(out, task)
+    if not path.exists():
+        return None
+    kept = json.loads(path.read_text())
+    covered = {row["method"] for row in kept["rows"]} | \
+        {reason.split(":")[0] for reason in kept["skipped"]}
+    if not set(methods) <= covered:
+        return None
+    rows = [row for row in kept["rows"] if row["method"] in methods]
+    return rows, [r for r in kept["skipped"] if r.split(":")[0] in methods]
 
 
 def _header(plan: Plan, command: str, seconds: float, jobs: int, skipped: list[str]) -> str:
@@ -140,8 +191,9 @@ def main(quick: bool, methods: Sequence[str] | None, out: Path, jobs: int,
     processes through the environment."""
     import os
 
-    from hyperpilot.pipelines.bench_llm import LLM_BUDGET_ENV, LLM_SPEC_ENV
+    from hyperpilot.pipelines.bench_llm import LLM_BUDGET_ENV, LLM_SPEC_ENV, TRANSCRIPTS_ENV
 
+    os.environ[TRANSCRIPTS_ENV] = str(out / "transcripts")  # the LLM methods' recordings
     if llm:
         os.environ[LLM_SPEC_ENV] = llm
     if llm_budget is not None:

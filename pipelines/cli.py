@@ -21,14 +21,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"hyperpilot: error: {message} (see 'hyperpilot --help')\n")
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _whole_number(text, 0)
 
 
 def _positive_float(text: str) -> float:
@@ -75,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--llm-budget", type=int, default=0,
                      help="LLM calls the tuner may spend on LLAMBO proposals, early trials "
                           "first (default 0: classical Bayesian optimisation)")
+    run.add_argument("--plans", type=_positive_int, default=3,
+                     help="plans run side by side, the best ones getting more trials as "
+                          "evidence arrives (default 3; fewer when --trials is small)")
+    run.add_argument("--revisions", type=_non_negative_int, default=2,
+                     help="times a failed verification may send the run back to the planner "
+                          "(default 2)")
+    run.add_argument("--no-halving", action="store_true",
+                     help="run every fold of every trial (default: a trial clearly losing to "
+                          "its family's earlier ones after 1-2 folds stops there, as PRUNED)")
     chat = commands.add_parser("chat", help="a conversation: describe, run, ask, refine, predict")
     chat.add_argument("--data", default=None, help="CSV or Parquet file, or sklearn:NAME")
     chat.add_argument("--session", default=None,
@@ -110,9 +127,11 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     tuner.add_argument("--datasets", default=None, help="comma-separated subset of the datasets")
     tuner.add_argument("--models", default=None, help="comma-separated subset of rf,svm,dt,mlp-sgd,ada")
     tuner.add_argument("--seeds", type=_positive_int, default=None, help="run only the first N seeds")
-    tuner.add_argument("--llm", default=None, help="LLM for the 'llambo' method: openai:MODEL or replay:PATH")
+    tuner.add_argument("--llm", default=None,
+                       help="LLM for the 'llambo' method: openai:MODEL, local or replay:DIR_OR_FILE")
     tuner.add_argument("--llm-budget", type=int, default=None,
-                       help="LLM calls per task for the LLM-assisted methods (default 100)")
+                       help="LLM calls per task for the LLM-assisted methods "
+                            "(default 100; 8 for the local model)")
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -168,6 +187,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         state = run_task(args.task, args.data, out, llm_spec=args.llm, trials=args.trials,
                          time_limit=args.time_limit, seed=args.seed, llm_budget=args.llm_budget,
+                         plans=args.plans, revisions=args.revisions, halving=not args.no_halving,
                          progress=lambda line: print(line, flush=True),
                          experience=False if args.no_experience else (args.experience or True),
                          knowledge=args.knowledge)

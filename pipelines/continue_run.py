@@ -57,7 +57,7 @@ def continue_run(run_dir: Path, *, more: int = 0, family: str | None = None,
         graph.update_state(CONFIG, update, as_node="model")
         budget = update["trials_budget"] - len(values.get("trials", []))
         with threadpool_limits(limits=threads_for(len(ctx.frame))):
-            limit: RunnableConfig = {**CONFIG, "recursion_limit": 2 * budget + 50}
+            limit: RunnableConfig = {**CONFIG, "recursion_limit": 3 * budget + 60}
             return dict(graph.invoke(None, limit))
 
 
@@ -135,8 +135,11 @@ def amend(values: dict[str, Any], ctx: RunContext, *, more: int, family: str | N
     total = len(values.get("trials", [])) + max(added, 0)
     task = task.model_copy(update={"budget": task.budget.model_copy(update={"trials": total})})
     ctx.progress(f"[continue] {what}; {len(values.get('trials', []))} finished trials kept")
-    return {**update, "plan": plan.model_dump(), "spaces": spaces, "warm": warm,
-            "task": task.model_dump(), "trials_budget": total,
+    # The continuation tunes one plan (the winner, or the new one) with no halving.
+    allot = sum(plan.trials.values())
+    return {**update, "plan": plan.model_dump(), "plans": [plan.model_dump()],
+            "active": [plan.id], "stages": [[1, allot]], "stage": 0, "allot": {plan.id: allot},
+            "spaces": spaces, "warm": warm, "task": task.model_dump(), "trials_budget": total,
             "events": [event("continue", None, what)]}
 
 

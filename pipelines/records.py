@@ -55,7 +55,7 @@ def _tried(result: dict[str, Any], board: pd.DataFrame) -> dict[str, Any]:
         done = group["score"].dropna()
         best = f"best {done.iloc[0]:.4f}" if len(done) else "none finished"
         families.append(f"{family} x{len(group)} ({best})")
-    return {"trials": len(board), "failed_trials": int(board["score"].isna().sum()),
+    return {"trials": len(board), "failed_trials": int((board["state"] == "FAIL").sum()),
             "families": "; ".join(families), "stop_reason": result.get("stop_reason") or "-",
             "dropped": ", ".join(f"{c} ({why})" for c, why in result.get("dropped", {}).items())}
 

@@ -64,7 +64,10 @@ def result_document(state: RunState, ctx: RunContext) -> dict[str, Any]:
         "trials": len(state.get("trials", [])),
         "stop_reason": state.get("stop_reason", ""),
         "plan": state.get("plan"),
-        "plans": plan_summaries(state),
+        "plans": [*state.get("past_plans", []), *plan_summaries(state)],
+        "revisions": [{"reason": r["reason"], "changed": r["changed"]}
+                      for r in state.get("revisions", [])],
+        "deployment": _deployment(state),
         "retrieved": state.get("retrieved"),
         "features": state.get("profile", {}).get("features", []),
         "dropped": {**state.get("profile", {}).get("dropped", {}),
@@ -75,16 +78,28 @@ def result_document(state: RunState, ctx: RunContext) -> dict[str, Any]:
 
 
 def plan_summaries(state: RunState) -> list[dict[str, Any]]:
-    """Each plan with what it cites, its model families and its best CV score."""
-    plan = state.get("plan")
-    if not plan:
-        return []
-    scores = [t["score"] for t in state.get("trials", [])
-              if t.get("plan_id", plan["id"]) == plan["id"] and t["score"] is not None]
-    best = (max(scores) if state["task"]["direction"] == "maximize" else min(scores)) \
-        if scores else None
-    return [{"id": plan["id"], "cites": plan.get("sources", []), "models": list(plan["trials"]),
-             "best_cv": best}]
+    """Each of the current revision's plans with what it cites, its model families, its
+    preprocessing, how many trials it ran and its best CV score."""
+    plans = state.get("plans") or ([state["plan"]] if state.get("plan") else [])
+    direction = state.get("task", {}).get("direction", "maximize")
+    out = []
+    for plan in plans:
+        own = [t for t in state.get("trials", []) if t.get("plan_id", plan["id"]) == plan["id"]]
+        scores = [t["score"] for t in own if t["score"] is not None]
+        best = (max(scores) if direction == "maximize" else min(scores)) if scores else None
+        out.append({"id": plan["id"], "cites": plan.get("sources", []),
+                    "models": list(plan["trials"]), "steps": plan.get("steps", {}),
+                    "source": plan.get("source", "rules"), "trials": len(own), "best_cv": best})
+    return out
+
+
+def _deployment(state: RunState) -> dict[str, Any] | None:
+    facts = state.get("deployment")
+    if not facts:
+        return None
+    keep = ("latency_ms_per_row_batch", "latency_ms_single_row", "model_mb", "n_features")
+    return {**{k: facts.get(k) for k in keep},
+            "constraints": state.get("verification", {}).get("constraints", [])}
 
 
 def write_run_folder(state: RunState, ctx: RunContext) -> None:
@@ -103,8 +118,8 @@ def render_report(state: RunState, ctx: RunContext, board: pd.DataFrame) -> str:
         reasons = state["verification"]["request"]["reasons"]
         parts.append("## Stopped at the request check\n\n" + _bullets(reasons))
     else:
-        parts += [_data(state), _plan(state), _tried(state, board), _winner(state, board),
-                  _verification(state)]
+        parts += [_data(state), _plan(state), _revisions(state), _tried(state, board),
+                  _winner(state, board), _verification(state)]
     parts.append(_usage(ctx))
     return "\n".join(p for p in parts if p).rstrip() + "\n"
 
@@ -149,12 +164,36 @@ def _data(state: RunState) -> str:
 
 
 def _plan(state: RunState) -> str:
-    plan = state["plan"]
-    lines = [f"`{f['name']}`: {plan['trials'][f['name']]} trials; {f['reason']}"
-             for f in plan["families"]]
-    cites = ", ".join(f"`{c}`" for c in plan.get("sources", [])) or "nothing"
-    return (f"## The plan ({plan['source']})\n\n{plan['rationale']}\n\nCites: {cites}\n\n"
-            + _bullets(lines) + _retrieved(state))
+    winner = state["plan"]
+    text = "## The plans\n\n"
+    summaries = {p["id"]: p for p in plan_summaries(state)}
+    for plan in state.get("plans") or [winner]:
+        mark = " (won)" if plan["id"] == winner["id"] and "best" in state else ""
+        summary = summaries.get(plan["id"], {})
+        best = summary.get("best_cv")
+        cites = ", ".join(f"`{c}`" for c in plan.get("sources", [])) or "nothing"
+        steps = ", ".join(f"{k}={v}" for k, v in plan.get("steps", {}).items()) or "default"
+        text += (f"### {plan['id']}{mark} ({plan['source']})\n\n{plan['rationale']}\n\n"
+                 f"Cites: {cites}. Preprocessing: {steps}. Ran {summary.get('trials', 0)} trials"
+                 + (f", best CV {best:.4f}" if best is not None else "") + ".\n\n")
+        text += _bullets([f"`{f['name']}`: up to {plan['trials'][f['name']]} trials; {f['reason']}"
+                          for f in plan["families"]]) + "\n"
+    halving = [e["message"] for e in state.get("events", []) if e["stage"] == "halving"]
+    if halving:
+        text += "Successive halving across plans:\n\n" + _bullets(halving) + "\n"
+    return text + _retrieved(state)
+
+
+def _revisions(state: RunState) -> str:
+    revisions = state.get("revisions", [])
+    if not revisions:
+        return ""
+    lines = [f"revision {r['revision']}: {r['reason']} -> {r['changed']}" for r in revisions]
+    earlier = "".join(f"- `{p['id']}`: {', '.join(p['models'])}, {p['trials']} trials, best CV "
+                      + (f"{p['best_cv']:.4f}" if p["best_cv"] is not None else "-") + "\n"
+                      for p in state.get("past_plans", []))
+    return ("## Revisions\n\nVerification sent the run back to the planner:\n\n"
+            + _bullets(lines) + ("\nEarlier plans:\n\n" + earlier if earlier else ""))
 
 
 def _retrieved(state: RunState) -> str:
@@ -214,7 +253,7 @@ def _verification(state: RunState) -> str:
         lines.append(f"- **{name}: {check['status']}**\n")
         lines += [f"  - {r}\n" for r in check["reasons"]]
     review = checks.get("review", {})
-    text = "## Verification\n\n" + "".join(lines)
+    text = "## Verification\n\n" + "".join(lines) + _deployment_lines(state)
     concerns = review.get("concerns", [])
     text += (f"\nReview ({checks.get('review_source', 'rules')}): {review.get('summary', '')}\n\n"
              + _bullets(concerns))
@@ -226,3 +265,12 @@ def _usage(ctx: RunContext) -> str:
     return (f"## LLM usage\n\n{usage['calls']} calls, {usage['prompt_tokens']} prompt tokens, "
             f"{usage['completion_tokens']} completion tokens. Every request and reply is in "
             f"`transcript.jsonl`.\n")
+
+
+def _deployment_lines(state: RunState) -> str:
+    facts = state.get("deployment")
+    if not facts:
+        return ""
+    return (f"\nMeasured for deployment: {facts['latency_ms_per_row_batch']:.4f} ms per row in "
+            f"a batch, {facts['latency_ms_single_row']:.3f} ms for a single row, "
+            f"{facts['model_mb']:.3f} MB on disk, {facts['n_features']} input features.\n")

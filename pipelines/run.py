@@ -71,19 +71,27 @@ def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, 
              progress: Callable[[str], None] = lambda line: None,
              llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
              experience: Path | None | bool = True, knowledge: Path | None = None,
-             llm_budget: int = 0) -> dict[str, Any]:
+             llm_budget: int = 0, plans: int = 3, revisions: int = 2,
+             halving: bool = True) -> dict[str, Any]:
     """Run one task end to end and return the final state; the run folder holds the artifacts.
 
     ``llm`` (an already built client) takes the place of ``llm_spec``; ``frame`` (a table
     already in memory) takes the place of loading ``source``, which then only names it.
     ``experience`` is the experience store's path, ``True`` for the default one, ``False``
     for none. ``knowledge`` adds a folder of the user's notes to the shipped cards.
-    ``llm_budget`` is the LLM calls the tuner may spend on LLAMBO proposals. Bad input
+    ``llm_budget`` is the LLM calls the tuner may spend on LLAMBO proposals. ``plans`` is
+    how many plans run side by side (successive halving between them) and ``revisions`` how
+    often a failed verification may send the run back to the planner. ``halving`` stops a
+    trial that is clearly losing to its family's earlier ones after its first CV folds
+    (recorded as PRUNED). Bad input
     raises a ``HyperpilotError`` before anything is written to ``out``.
     """
     if not text.strip():
         raise TaskSpecError("the task text is empty; say what to predict")
     check_options(trials, time_limit)
+    if plans < 1 or revisions < 0:
+        raise TaskSpecError(f"--plans must be at least 1 and --revisions at least 0, got "
+                            f"{plans} and {revisions}")
     frame = load_table(source) if frame is None else frame
     cards = shipped_cards() + (user_cards(knowledge) if knowledge is not None else [])
     if llm is None:
@@ -95,13 +103,15 @@ def run_task(text: str, source: str, out: Path, *, llm_spec: str | None = None, 
     (out / "transcript.jsonl").touch()
     progress(f"[run] {len(frame)} rows from {source}; LLM: {described}; output: {out}")
     ctx = RunContext(frame=frame, out_dir=out, llm=llm, progress=progress, cuda=_cuda(),
-                     cards=cards, experience=_store(experience), llm_budget=llm_budget)
+                     cards=cards, experience=_store(experience), llm_budget=llm_budget,
+                     plans=plans, revisions=revisions, halving=halving)
     state: RunState = {"text": text, "source": source, "trials_budget": trials,
                        "time_limit": time_limit, "seed": seed, "started_at": time.time(),
                        "run_id": new_run_id()}
     with threadpool_limits(limits=threads_for(len(frame))):
         try:
-            return _invoke(ctx, state, recursion_limit=2 * trials + 50)
+            return _invoke(ctx, state, recursion_limit=(revisions + 1) * (3 * trials + 30) + 50,
+                           max_concurrency=_concurrency(ctx))
         finally:
             _close_llm(llm)
 
@@ -131,11 +141,19 @@ def _store(experience: Path | None | bool) -> ExperienceStore | None:
     return ExperienceStore(default_store_path() if experience is True else Path(experience))
 
 
-def _invoke(ctx: RunContext, state: RunState, recursion_limit: int) -> dict[str, Any]:
+def _concurrency(ctx: RunContext) -> int:
+    """Plans train in parallel, except when the tuner talks to an LLM: then one at a time, so
+    the calls come in a fixed order and a recorded transcript replays exactly."""
+    return 1 if ctx.llm is not None and ctx.llm_budget > 0 else max(1, ctx.plans)
+
+
+def _invoke(ctx: RunContext, state: RunState, recursion_limit: int,
+            max_concurrency: int = 1) -> dict[str, Any]:
     connection = sqlite3.connect(ctx.out_dir / "checkpoints.sqlite", check_same_thread=False)
     try:
         graph = build_graph(ctx).compile(checkpointer=SqliteSaver(connection))
-        config = {"configurable": {"thread_id": "run"}, "recursion_limit": recursion_limit}
+        config = {"configurable": {"thread_id": "run"}, "recursion_limit": recursion_limit,
+                  "max_concurrency": max_concurrency}
         return dict(graph.invoke(state, config))
     finally:
         connection.close()

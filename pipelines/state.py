@@ -36,7 +36,20 @@ class RunState(TypedDict, total=False):
     profile: dict[str, Any]
     split: dict[str, list[int]]
     baseline_cv: float
-    plan: dict[str, Any]
+    plan: dict[str, Any]  # the plan that won (the first plan until one has)
+    plans: list[dict[str, Any]]  # the current revision's plans
+    active: list[str]  # ids of the plans still being tuned
+    stages: list[list[int]]  # successive halving: [plans kept, trials each] per stage
+    stage: int
+    allot: dict[str, int]  # trials each plan may have run by the end of this stage
+    current_plan: str  # in a tune_plan branch: the plan it tunes
+    slot: int  # in a tune_plan branch: its place among the branches (for trial numbers)
+    revision: int
+    revisions: list[dict[str, Any]]  # {reason, changed} per revision
+    past_plans: list[dict[str, Any]]  # earlier revisions' plans, with their best CV scores
+    excluded: list[str]  # families a revision ruled out
+    pending_revision: dict[str, Any]  # what verification would change, if a revision runs
+    deployment: dict[str, Any]
     spaces: dict[str, dict[str, Any]]
     warm: dict[str, list[dict[str, Any]]]
     trials: Annotated[list[dict[str, Any]], operator.add]
@@ -60,6 +73,9 @@ class RunContext:
     cards: list[Card] = field(default_factory=shipped_cards)
     experience: ExperienceStore | None = None
     llm_budget: int = 0  # LLM calls the tuner may spend (LLAMBO proposals)
+    plans: int = 3  # plans the planner writes (fewer when the trial budget is small)
+    revisions: int = 2  # times a failed verification may send the run back to the planner
+    halving: bool = True  # stop a clearly losing trial after its first CV folds
     _training: TrainingData | None = field(default=None, repr=False)
 
     def training(self, state: RunState) -> TrainingData:

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from fakes import FunctionLLM
+from threadpoolctl import threadpool_limits
 
-from hyperpilot.pipelines import bench
+from hyperpilot.agents.llm import LLM
+from hyperpilot.pipelines import bench, bench_llm
+from hyperpilot.pipelines.bench_llm import (
+    LLM_BUDGET_ENV,
+    LLM_SPEC_ENV,
+    TRANSCRIPTS_ENV,
+    Recording,
+    ReplayMismatch,
+    llm_method,
+    local_model_method,
+    run_recorded,
+)
+from hyperpilot.pipelines.bench_methods import MethodUnavailable, Trace
 from hyperpilot.pipelines.bench_summary import add_regret_and_rank
-from hyperpilot.pipelines.bench_tasks import make_task
+from hyperpilot.pipelines.bench_tasks import BenchTask, make_task
 from hyperpilot.pipelines.cli import main
+from hyperpilot.tools.types import Config
 
 
 def test_tasks_follow_the_protocol() -> None:
@@ -34,6 +52,7 @@ def test_regret_and_rank_are_relative_to_the_best_known_and_the_initial_design()
 
 def test_a_small_run_writes_results_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench, "N_TRIALS", 5)
+    monkeypatch.setenv("HYPERPILOT_LLAMA_SERVER", str(tmp_path / "no-llama-server"))  # no local model
     plan = bench.Plan(("iris",), ("dt",), (0,), ["random", "tpe", "surrogate-noise-llm", "llambo-local"])
     results = bench.run_benchmark(plan, tmp_path, jobs=1, command="hyperpilot bench tuner --test")
     saved = pd.read_csv(tmp_path / "results.csv")
@@ -41,10 +60,132 @@ def test_a_small_run_writes_results_and_summary(tmp_path: Path, monkeypatch: pyt
     assert set(saved["method"]) == {"random", "tpe", "surrogate-noise-llm"}
     assert (saved[saved["n_evals"] == 5]["best_cv"].nunique()) == 1  # the shared initial design
     summary = (tmp_path / "summary.md").read_text()
-    assert "Skipped: llambo-local: no local model" in summary
+    skipped = [line for line in summary.splitlines() if line.startswith("- Skipped: llambo-local")]
+    assert len(skipped) == 1 and "the local model is not available" in skipped[0]
     assert "| random |" in summary and "hyperpilot bench tuner --test" in summary
+
+
+def test_an_interrupted_run_resumes_its_finished_tasks(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "N_TRIALS", 3)
+    first = bench.run_benchmark(bench.Plan(("iris",), ("dt",), (0,), ["random"]), tmp_path, jobs=1)
+    calls: list[tuple[str, str, int]] = []
+    real = bench.run_task
+
+    def counted(dataset: str, model: str, seed: int, methods: list[str]) -> object:
+        calls.append((dataset, model, seed))
+        return real(dataset, model, seed, methods)
+
+    monkeypatch.setattr(bench, "run_task", counted)
+    both = bench.run_benchmark(bench.Plan(("iris",), ("dt",), (0, 1), ["random"]), tmp_path, jobs=1)
+    assert calls == [("iris", "dt", 1)] and len(both) == 2 * len(first)
+    again = bench.run_benchmark(bench.Plan(("iris",), ("dt",), (0,), ["random", "tpe"]), tmp_path,
+                                jobs=1)
+    assert calls[-1] == ("iris", "dt", 0) and set(again["method"]) == {"random", "tpe"}
 
 
 def test_unknown_methods_are_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "tuner", "--quick", "--methods", "tpe,cmaes"]) == 2
     assert "unknown methods ['cmaes']" in capsys.readouterr().err
+
+
+# --- the LLM methods: recording and exact replay ---------------------------------------
+
+RECORDED = Path(__file__).parents[1] / "benchmarks/results/tuner-quick-local/transcripts/llambo-local"
+
+
+def initial_design(task: BenchTask) -> list[Config]:
+    rng = np.random.default_rng([task.seed, 2024])  # as bench.run_task draws it
+    return [task.space.sample(rng) for _ in range(bench.N_INITIAL)]
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_recorded_local_model_run_replays_exactly(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(LLM_SPEC_ENV, f"replay:{RECORDED}")
+    monkeypatch.delenv(LLM_BUDGET_ENV, raising=False)  # the budget comes from the recording's run.json
+    monkeypatch.setenv(TRANSCRIPTS_ENV, str(tmp_path))
+    task = make_task("wine", "dt", 0)
+    with threadpool_limits(limits=1):  # as bench.run_task runs every method
+        trace = llm_method(task, initial_design(task), bench.N_TRIALS, 0)
+    recorded = read_lines(RECORDED / "wine-dt-0.trials.jsonl")
+    assert outcomes(trace) == [(r["config"], r["score"]) for r in recorded]
+    replayed = read_lines(tmp_path / "llambo" / "wine-dt-0.trials.jsonl")
+    assert [r["tuner"] for r in replayed] == [r["tuner"] for r in recorded]
+    assert sum(r["tuner"].get("llm_calls", 0) for r in recorded) > 0  # the model did take part
+
+
+def outcomes(trace: Trace) -> list[tuple[Config, float]]:
+    return [(step.config, step.score) for step in trace]
+
+
+def answer_in_order(messages: list[dict[str, str]], schema: str) -> object:
+    """A deterministic stand-in for a model: no proposals, rising scores in prompt order."""
+    if schema == "ConfigProposals":
+        return {"configs": []}
+    count = len(re.findall(r"^\d+\. ", messages[-1]["content"].split("in order:")[1], flags=re.M))
+    return {"scores": [0.5 + 0.01 * i for i in range(count)]}
+
+
+def record_fake_run(folder: Path, task: BenchTask, budget: int) -> Trace:
+    recording = Recording(folder, "llambo")
+    llm = LLM(FunctionLLM(answer_in_order), transcript=recording.transcript(task))
+    return run_recorded(llm, task, initial_design(task), 4, 0, budget, recording, {"llm": "function"})
+
+
+def replay(monkeypatch: pytest.MonkeyPatch, target: Path, task: BenchTask,
+           budget: int | None = None) -> Trace:
+    monkeypatch.setenv(LLM_SPEC_ENV, f"replay:{target}")
+    if budget is None:
+        monkeypatch.delenv(LLM_BUDGET_ENV, raising=False)
+    else:
+        monkeypatch.setenv(LLM_BUDGET_ENV, str(budget))
+    return llm_method(task, initial_design(task), 4, 0)
+
+
+def test_replay_is_exact_and_fails_on_a_partly_played_or_diverging_recording(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TRANSCRIPTS_ENV, raising=False)
+    task = make_task("iris", "dt", 0)
+    folder = tmp_path / "rec"
+    recorded = record_fake_run(folder, task, budget=6)
+    calls = folder / "iris-dt-0.jsonl"
+    assert len(read_lines(calls)) == 6 and json.loads((folder / "run.json").read_text())["llm_budget"] == 6
+    assert outcomes(replay(monkeypatch, folder, task)) == outcomes(recorded)
+    assert outcomes(replay(monkeypatch, calls, task)) == outcomes(recorded)
+    with pytest.raises(ReplayMismatch, match="only 3 of 6 recorded calls were played"):
+        replay(monkeypatch, folder, task, budget=3)
+    with pytest.raises(ReplayMismatch, match="asks for call 7, the recording has 6"):
+        replay(monkeypatch, folder, task, budget=9)
+    lines = calls.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["messages"][-1]["content"] += " (edited)"
+    calls.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    with pytest.raises(ReplayMismatch, match="call 1 differs from the recording"):
+        replay(monkeypatch, folder, task)
+    with pytest.raises(ReplayMismatch, match="no recording .*wine-dt-0.jsonl"):
+        replay(monkeypatch, folder, make_task("wine", "dt", 0))
+
+
+def test_the_local_model_method_is_unavailable_in_one_line_without_the_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYPERPILOT_LLAMA_SERVER", str(tmp_path / "missing"))
+    monkeypatch.setattr(bench_llm, "_LOCAL", {})
+    task = make_task("iris", "dt", 0)
+    with pytest.raises(MethodUnavailable, match="^the local model is not available: ") as err:
+        local_model_method(task, initial_design(task), 1, 0)
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_recording_stops_the_benchmark_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in (LLM_SPEC_ENV, TRANSCRIPTS_ENV):  # bench.main sets them; restore them afterwards
+        monkeypatch.setenv(name, "")
+    argv = ["bench", "tuner", "--methods", "llambo", "--llm", f"replay:{tmp_path / 'none'}",
+            "--datasets", "iris", "--models", "dt", "--seeds", "1", "--jobs", "1", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().endswith("no recording " + str(tmp_path / "none") +
+                                                    " for task iris-dt-0")

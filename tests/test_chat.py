@@ -63,8 +63,9 @@ CONVERSATION = [
     ("RequestDraft", {"is_ml": True, "metric": "recall"}),
     ("Intent", {"kind": "run"}),
     ("RequestDraft", {"is_ml": True, "target": "left", "metric": "recall", "positive_class": "1"}),
-    ("PlanDraft", {"families": [{"name": "random_forest", "share": 1, "reason": "robust"}],
-                   "rationale": "a small table suits a forest"}),
+    ("PlansDraft", {"plans": [{"families": [{"name": "random_forest", "share": 1,
+                                             "reason": "robust"}],
+                               "rationale": "a small table suits a forest"}]}),
     ("SpaceDraft", {"narrow": []}),
     ("WarmStartDraft", {"configs": []}),
     ("Review", {"concerns": [], "summary": "fine"}),
@@ -89,7 +90,7 @@ def test_a_conversation_from_a_vague_request_to_saved_predictions(tmp_path: Path
     corrected = say(child, "no, optimise recall for the positive class")
     assert "metric recall (maximize), positive class 1" in corrected
     ran = say(child, "looks good, go")
-    assert "[plan] random_forest x3 [llm]" in ran and "[tune] trial 3/3" in ran
+    assert "[plan] plan-1: random_forest x3 [llm]" in ran and "[tune] trial 3/3" in ran
     assert "verification ok" in ran
     run = tmp_path / "runs" / "chat-s1" / "run-1"
     result = json.loads((run / "result.json").read_text())

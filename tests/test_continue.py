@@ -104,6 +104,7 @@ def test_a_family_the_plan_left_out_gets_its_space_from_the_agents(tmp_path: Pat
     state = continue_run(out, more=2, family="hist_gb", llm=llm)
     assert [t["model"] for t in state["trials"]] == [first["trials"][0]["model"], "hist_gb",
                                                      "hist_gb"]
-    assert state["trials"][2]["config"]["learning_rate"] == 0.05  # the LLM's warm start
+    assert state["warm"]["hist_gb"][-1]["learning_rate"] == 0.05  # the LLM's warm start
+    assert [t["config"] for t in state["trials"][1:]] == state["warm"]["hist_gb"][:2]
     assert "hist_gb" in state["spaces"] and state["plan"]["trials"]["hist_gb"] == 2
     assert "continue [tools]: 2 more trials for hist_gb" in (out / "report.md").read_text()

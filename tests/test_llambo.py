@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 
 import numpy as np
 import pytest
-from fakes import FunctionLLM
+from fakes import FunctionLLM, ScriptedLLM
 
-from hyperpilot.agents.llm import LLM, Transcript
-from hyperpilot.agents.tuner.llambo import LLMGenerator, LLMMeter, LLMSurrogate, render_history
+from hyperpilot.agents.llm import LLM, ChatReply, Transcript, Usage
+from hyperpilot.agents.tuner.llambo import (
+    LLMGenerator,
+    LLMMeter,
+    LLMSurrogate,
+    ScorePredictions,
+    render_history,
+)
+from hyperpilot.agents.tuner.llm_logprobs import LogprobSurrogate, score_moments
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.agents.tuner.surrogate_sampler import SurrogateSampler, trust_weights
 from hyperpilot.agents.tuner.surrogates import GPSurrogate, SurrogateUnavailable, TPEGenerator
@@ -184,3 +193,121 @@ def test_an_llm_that_earns_no_weight_leaves_the_classical_proposal_unchanged() -
         if SPACE.key(with_llm) not in llm_named:  # the generator's own proposal may win on merit
             assert with_llm == classical
     assert fake.calls
+
+
+# --- the log-probability surrogate ------------------------------------------------------
+
+
+def reply_with_digit_odds(text: str, odds: dict[int, list[tuple[str, float]]]) -> ChatReply:
+    """``text`` one character per token; ``odds[i]`` the top alternatives of character i."""
+    tokens = [{"token": ch, "logprob": 0.0, "top": [list(a) for a in odds.get(i, [(ch, 0.0)])]}
+              for i, ch in enumerate(text)]
+    return ChatReply(text=text, prompt_tokens=10, completion_tokens=len(text), logprobs=tokens)
+
+
+def test_score_moments_weigh_each_digit_by_its_token_probabilities() -> None:
+    text = '{"scores": [0.75, -1.2]}'
+    tenths = text.index("7")
+    half = math.log(0.5)
+    reply = reply_with_digit_odds(text, {tenths: [("7", half), ("9", half), (",", -0.1)]})
+    (mean, var), (neg, neg_var) = score_moments(reply.logprobs or [])
+    assert mean == pytest.approx(0.85) and var == pytest.approx(0.01)  # 0.1 x digit 8 +- 1
+    assert neg == pytest.approx(-1.2) and neg_var == 0.0
+    assert score_moments([{"token": "no numbers", "logprob": 0.0, "top": []}]) == []
+
+
+def test_the_logprob_surrogate_predicts_mean_and_spread_from_one_greedy_call() -> None:
+    text = '{"scores": [0.5, 0.7]}'
+    first = text.index("5")
+    fake = ScriptedLLM([reply_with_digit_odds(text, {first: [("5", math.log(0.5)), ("3", math.log(0.5))]})])
+    meter = LLMMeter(LLM(fake, transcript=Transcript(None)), allowed=1)
+    records = history(4)
+    y = np.array([r.score for r in records])
+    mean, std = LogprobSurrogate(meter, task="t").predict(
+        [r.config for r in records], y, [{"a": 0.1, "b": 0.2}, {"a": 0.5, "b": 0.5}], SPACE,
+        np.random.default_rng(0))
+    assert mean == pytest.approx([0.4, 0.7]) and std[0] == pytest.approx(0.1)
+    assert std[1] == pytest.approx(1e-3 * np.ptp(y))  # a certain digit: the floor
+    assert meter.calls == 1 and fake.settings[0]["temperature"] == 0.0
+    assert fake.settings[0]["logprobs"] is True and fake.settings[0]["top_logprobs"] == 10
+    fake.assert_done()
+
+
+def test_the_logprob_surrogate_samples_without_logprobs_and_refuses_a_wrong_count() -> None:
+    records = history(4)
+    args = ([r.config for r in records], np.array([r.score for r in records]),
+            [{"a": 0.1, "b": 0.2}], SPACE, np.random.default_rng(0))
+    no_logprobs = LLM(ScriptedLLM([{"scores": [0.5]}, {"scores": [0.4]}, {"scores": [0.6]}]),
+                      transcript=Transcript(None), max_reasks=0)
+    mean, std = LogprobSurrogate(LLMMeter(no_logprobs, allowed=3), task="t").predict(*args)
+    assert mean.tolist() == pytest.approx([0.5]) and std.tolist() == pytest.approx([0.1])
+    two = LLM(ScriptedLLM([reply_with_digit_odds('{"scores": [0.5, 0.6]}', {})]), transcript=Transcript(None))
+    with pytest.raises(SurrogateUnavailable, match="2 usable scores for 1 candidates"):
+        LogprobSurrogate(LLMMeter(two, allowed=1), task="t").predict(*args)
+    with pytest.raises(SurrogateUnavailable, match="not a score list"):
+        LogprobSurrogate(LLMMeter(NoLogprobClient(), allowed=1), task="t").predict(*args)
+
+
+class NoLogprobClient:
+    """An ``LLMClient`` with ``complete`` only (no log-probabilities to offer), whose
+    answers never validate."""
+
+    usage = Usage()
+
+    def complete(self, *args: object, **kwargs: object) -> object:
+        raise LLMOutputError("not a score list")
+
+
+def test_the_factory_builds_either_spread_and_refuses_others() -> None:
+    from hyperpilot.agents.tuner.factory import tuner_sampler
+
+    llm, _ = llm_answering("truth")
+    assert isinstance(tuner_sampler(llm, "t", 5, spread="logprobs").surrogates[1], LogprobSurrogate)
+    assert isinstance(tuner_sampler(llm, "t", 5, spread="samples").surrogates[1], LLMSurrogate)
+    with pytest.raises(ValueError, match="unknown LLM surrogate spread 'vibes'"):
+        tuner_sampler(llm, "t", 5, spread="vibes")
+
+
+def test_the_default_tuner_trusts_a_logprob_oracle_and_records_its_calls() -> None:
+    from hyperpilot.agents.tuner.factory import tuner_sampler
+
+    def answer(messages: list[dict[str, str]], schema: str) -> object:
+        if schema == "ConfigProposals":
+            return {"configs": []}
+        scores = [round(truth(c), 4) for c in candidates_in(messages[-1]["content"])]
+        return reply_with_digit_odds(json.dumps({"scores": scores}), {})
+
+    llm = LLM(FunctionLLM(answer), transcript=Transcript(None), max_reasks=0)
+    config, info = tuner_sampler(llm, "t", 50).propose(history(12), SPACE, np.random.default_rng(1))
+    assert SPACE.contains(config)
+    assert info["weights"]["llm"] > 0 and info["trust"]["llm"] > 0.5
+    assert info["llm_calls"] == 4  # candidates, two trust folds, the shortlist: one call each
+
+
+def test_the_client_asks_an_openai_server_for_logprobs_and_records_them() -> None:
+    import httpx2
+    from tenacity import wait_none
+
+    from hyperpilot.agents.llm import OpenAIBackend
+
+    sent: list[dict] = []
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        sent.append(json.loads(request.content))
+        tokens = [{"token": t, "logprob": -0.1, "bytes": None,
+                   "top_logprobs": [{"token": t, "logprob": -0.1, "bytes": None},
+                                    {"token": "9", "logprob": -2.4, "bytes": None}]}
+                  for t in ['{"scores": [', "0", ".", "5", "]}"]]
+        return httpx2.Response(200, json={
+            "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": {"content": tokens},
+                         "message": {"role": "assistant", "content": '{"scores": [0.5]}'}}]})
+
+    backend = OpenAIBackend("m", base_url="http://llm.test/v1", api_key="k", wait=wait_none(),
+                            http_client=httpx2.Client(transport=httpx2.MockTransport(server)))
+    llm = LLM(backend, transcript=Transcript(None))
+    answer, tokens = llm.complete_with_logprobs([{"role": "user", "content": "?"}], ScorePredictions,
+                                                top_logprobs=2, agent="tuner-surrogate")
+    assert answer.scores == [0.5] and sent[0]["logprobs"] is True and sent[0]["top_logprobs"] == 2
+    assert tokens[3] == {"token": "5", "logprob": -0.1, "top": [["5", -0.1], ["9", -2.4]]}
+    assert llm.transcript.records[0]["logprobs"] == tokens  # what a replay gives back

@@ -36,3 +36,21 @@ def test_same_seed_same_trials() -> None:
         study.optimize(objective, n_trials=10)
         runs.append([t.params for t in study.trials])
     assert runs[0] == runs[1]
+
+
+def test_trials_asked_before_any_tell_are_distinct_and_spread_out() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def closest_pair(liar: str | None) -> float:
+        study = optuna.create_study(sampler=OptunaSampler(make_sampler("gp"), seed=0, liar=liar))
+        for _ in range(10):
+            trial = study.ask()
+            x, y = trial.suggest_float("x", 0.0, 1.0), trial.suggest_float("y", 0.0, 1.0)
+            study.tell(trial, (x - 0.3) ** 2 + (y - 0.7) ** 2)
+        batch = [study.ask() for _ in range(4)]
+        points = [(t.suggest_float("x", 0.0, 1.0), t.suggest_float("y", 0.0, 1.0)) for t in batch]
+        assert len(set(points)) == 4
+        return min(((a - c) ** 2 + (b - d) ** 2) ** 0.5
+                   for i, (a, b) in enumerate(points) for c, d in points[i + 1:])
+
+    assert closest_pair("mean") > 3 * closest_pair(None)

@@ -173,9 +173,9 @@ def test_console_script_reports_errors_without_a_traceback(tmp_path) -> None:
 
 IRIS_LLM_SCRIPT = [
     ("RequestDraft", {"is_ml": True, "target": "species", "metric": "f1_macro"}),
-    ("PlanDraft", {"families": [{"name": "svm", "share": 2, "reason": "small dense data"},
-                                {"name": "linear", "share": 1, "reason": "few rows"}],
-                   "rationale": "small numeric data suits kernels and linear models"}),
+    ("PlansDraft", {"plans": [{"families": [{"name": "svm", "share": 2, "reason": "small dense data"},
+                                            {"name": "linear", "share": 1, "reason": "few rows"}],
+                               "rationale": "small numeric data suits kernels and linear models"}]}),
     ("SpaceDraft", {"narrow": [{"name": "C", "low": 0.1, "high": 100}]}),
     ("WarmStartDraft", {"configs": [{"C": 10, "gamma_mode": "scale", "gamma": 0.01},
                                     {"C": 1e9, "gamma_mode": "value", "gamma": 0.1}]}),
@@ -192,15 +192,18 @@ def test_scripted_llm_drives_every_agent(scripted, tmp_path) -> None:
     assert state["status"] == "ok"
     assert state["plan"]["source"] == "llm" and state["plan"]["trials"] == {"svm": 4, "linear": 2}
     assert state["spaces"]["svm"]["dims"][0]["low"] == 0.1
-    assert state["warm"]["svm"][1:] == [
-        {"C": 10.0, "gamma_mode": "scale", "gamma": 0.01, "class_weight": None},
-        {"C": 100.0, "gamma_mode": "value", "gamma": 0.1, "class_weight": None}]
-    tried = [t["config"] for t in state["trials"]]
-    assert {"C": 3.0, "class_weight": None} in tried
+    filled = state["warm"]["svm"][0]["class_weight"]  # keys the LLM left out come from the first
+    assert state["warm"]["svm"][-2:] == [
+        {"C": 10.0, "gamma_mode": "scale", "gamma": 0.01, "class_weight": filled},
+        {"C": 100.0, "gamma_mode": "value", "gamma": 0.1, "class_weight": filled}]
+    assert state["warm"]["linear"][-1]["C"] == 3.0  # after the strong defaults
+    svm_tried = [t["config"] for t in state["trials"] if t["model"] == "svm"]
+    first = min(4, len(state["warm"]["svm"]))
+    assert svm_tried[:first] == state["warm"]["svm"][:first]  # warm starts run first, in order
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["llm"]["calls"] == len(fake.calls) == 7
     assert result["verification"]["concerns"] == ["the holdout is small"]
-    assert "plan [llm]" in (tmp_path / "run" / "report.md").read_text()
+    assert "plan-1 (won) (llm)" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_a_recorded_transcript_replays_the_same_run(tmp_path, scripted) -> None:

@@ -16,6 +16,7 @@ from hyperpilot.agents.tuner.samplers import (
     expected_improvement,
     make_sampler,
 )
+from hyperpilot.agents.tuner.study import Study
 from hyperpilot.tools.errors import TaskSpecError
 from hyperpilot.tools.space import CategoricalDim, Condition, FloatDim, IntDim, SearchSpace
 from hyperpilot.tools.types import Config, TrialRecord, TrialState
@@ -196,6 +197,31 @@ def test_conditional_children_appear_exactly_when_their_parent_allows(sampler: S
         assert ("gamma" in config) == (config["kernel"] != "linear")
         assert ("degree" in config) == (config["kernel"] == "poly")
         assert ("coef" in config) == (config.get("degree") in (3, 4))
+
+
+def ask_batch(sampler: Sampler, space: SearchSpace, seed: int, n: int = 4) -> list[Config]:
+    """A batch from a study that has told ``seeded_history``: later proposals see the earlier
+    ones as pending fantasies."""
+    study = Study(space, "maximize", sampler, np.random.default_rng(seed),
+                  history=seeded_history(space, 8))
+    return [trial.config for trial in study.ask_batch(n)]
+
+
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+def test_batch_proposals_are_distinct_plain_values_inside_the_space(sampler: Sampler,
+                                                                    space_name: str) -> None:
+    space = SPACES[space_name]
+    batch = ask_batch(sampler, space, seed=6)
+    assert len({space.key(c) for c in batch}) == len(batch) == 4
+    for config in batch:
+        assert_valid(space, config)
+
+
+def test_same_seed_same_batch(sampler: Sampler) -> None:
+    space = SPACES["mixed"]
+    first = ask_batch(sampler, space, seed=8)
+    assert ask_batch(type(sampler)(), space, seed=8) == first
+    assert ask_batch(sampler, space, seed=9) != first
 
 
 def test_make_sampler_builds_each_registered_sampler(sampler: Sampler) -> None:

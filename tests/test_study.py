@@ -8,8 +8,8 @@ import numpy as np
 import pydantic
 import pytest
 
-from hyperpilot.agents.tuner.samplers import GPSampler, RandomSampler
-from hyperpilot.agents.tuner.study import Study, Trial
+from hyperpilot.agents.tuner.samplers import GPSampler, RandomSampler, make_sampler
+from hyperpilot.agents.tuner.study import FANTASY, Study, Trial
 from hyperpilot.tools.space import CategoricalDim, FloatDim, IntDim, SearchSpace
 from hyperpilot.tools.types import Config, TrialRecord, TrialState
 
@@ -206,3 +206,91 @@ def test_gp_study_runs_end_to_end() -> None:
 def test_a_bad_direction_raises(direction: str) -> None:
     with pytest.raises(ValueError, match="direction"):
         make_study(direction)
+
+
+# --- pending trials as fantasies (constant liar) ---------------------------------------
+
+UNIT_SQUARE = SearchSpace(dims=[FloatDim(name="a", low=0.0, high=1.0),
+                                FloatDim(name="b", low=0.0, high=1.0)])
+
+
+def bowl(config: Config) -> float:
+    return -((config["a"] - 0.3) ** 2 + (config["b"] - 0.7) ** 2)
+
+
+def told_study(sampler: object, seed: int, liar: str | None = "mean", n: int = 10) -> Study:
+    study = make_study(sampler=sampler, space=UNIT_SQUARE, liar=liar)
+    study.rng = np.random.default_rng(seed)
+    for _ in range(n):
+        trial = study.ask()
+        study.tell(trial, bowl(trial.config))
+    return study
+
+
+def min_pairwise_distance(batch: Sequence[Trial]) -> float:
+    points = np.array([[t.config["a"], t.config["b"]] for t in batch])
+    gaps = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
+    return float(gaps[np.triu_indices(len(points), k=1)].min())
+
+
+@pytest.mark.parametrize("name", ["gp", "surrogate"])
+def test_a_batch_spreads_out_when_pending_trials_are_fantasised(name: str) -> None:
+    with_lies, without = [], []
+    for seed in range(3):
+        batch = told_study(make_sampler(name), seed).ask_batch(4)
+        assert len({UNIT_SQUARE.key(t.config) for t in batch}) == 4
+        assert all(UNIT_SQUARE.contains(t.config) for t in batch)
+        assert all(t.sampler == name and t.info.get("phase", "model") == "model" for t in batch)
+        with_lies.append(min_pairwise_distance(batch))
+        without.append(min_pairwise_distance(told_study(make_sampler(name), seed, None).ask_batch(4)))
+    assert np.median(with_lies) > 3 * np.median(without)
+
+
+def test_fantasies_carry_the_lie_and_a_flag_and_leave_the_history_alone() -> None:
+    study = make_study("minimize", space=UNIT_SQUARE, liar="worst")
+    for score in (0.2, 0.5, 0.8):
+        study.tell(study.ask(), score)
+    pending = study.ask_batch(2)
+    view = study.sampler_history()
+    assert view[:3] == study.history and len(study.history) == 3
+    assert [(r.number, r.config, r.state, r.score) for r in view[3:]] == [
+        (t.number, t.config, TrialState.COMPLETE, 0.8) for t in pending]
+    assert all(r.tuner[FANTASY] == "worst" for r in view[3:])
+    study.liar = "best"
+    assert {r.score for r in study.sampler_history()[3:]} == {0.2}
+    study.liar = "mean"
+    assert [r.score for r in study.sampler_history()[3:]] == pytest.approx([0.5, 0.5])
+
+
+def test_without_pending_trials_or_scores_the_sampler_reads_the_told_history() -> None:
+    study = make_study(space=UNIT_SQUARE)
+    study.ask_batch(3)  # nothing told yet: no score to lie with
+    assert study.sampler_history() == ()
+    for trial in study.pending:
+        study.tell(trial, bowl(trial.config))
+    assert study.sampler_history() == study.history
+
+
+def test_sequential_proposals_do_not_depend_on_the_liar() -> None:
+    def proposals(liar: str | None) -> list[Config]:
+        return [r.config for r in told_study(GPSampler(), seed=5, liar=liar, n=9).history]
+
+    assert proposals("worst") == proposals(None) == proposals("mean")
+
+
+def test_a_bad_liar_raises() -> None:
+    with pytest.raises(ValueError, match="liar"):
+        make_study(liar="pessimist")
+
+
+@pytest.mark.parametrize("name", ["gp", "tpe"])
+def test_k_workers_telling_as_each_finishes_find_the_optimum(name: str) -> None:
+    study = make_study(sampler=make_sampler(name), space=UNIT_SQUARE)
+    running = study.ask_batch(4)
+    order = np.random.default_rng(1)
+    while len(study.history) < 36:
+        done = running.pop(int(order.integers(len(running))))  # workers finish out of order
+        study.tell(done, bowl(done.config))
+        running.append(study.ask())
+    assert len({UNIT_SQUARE.key(r.config) for r in study.history}) == len(study.history)
+    assert study.best is not None and study.best.score > -0.05**2

@@ -23,6 +23,10 @@ class LLMOutputError(HyperpilotError):
         self.raw = raw
 
 
+class NoLogprobsError(LLMOutputError):
+    """The server answered but gives no token log-probabilities (callers can sample instead)."""
+
+
 class LLMUnavailableError(HyperpilotError):
     """The LLM server cannot be reached or refused the request after retries."""
 

@@ -18,16 +18,46 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hyperpilot.tools.knowledge import BM25
-from hyperpilot.tools.types import Config, DataProfile
+from hyperpilot.tools.types import Config, DataProfile, TrialRecord, TrialState
 
 log = logging.getLogger(__name__)
+# Version 1 records gained ``FamilyResult.top_configs`` with a default: old records still
+# validate and older readers ignore the new key, so the version stays 1. Bump it only for a
+# change that an older reader would misread.
 SCHEMA_VERSION = 1
+TOP_CONFIGS = 3
 
 
 class FamilyResult(BaseModel):
+    """What one model family reached in a run; ``top_configs`` are its best distinct configs,
+    best first (empty in records written before they were kept)."""
+
     best_config: Config
     best_cv: float
     trials: int
+    top_configs: list[Config] = Field(default_factory=list)
+
+    def starts(self) -> list[Config]:
+        """The configs a later run should start from, best first."""
+        return self.top_configs or [self.best_config]
+
+
+def top_configs(trials: list[TrialRecord], direction: str, k: int = TOP_CONFIGS) -> list[Config]:
+    """The ``k`` best distinct configs among the complete trials, best first (earlier wins ties).
+
+    Args:
+        trials: one family's trials.
+        direction: "maximize" or "minimize", the metric's direction.
+        k: how many to keep.
+    """
+    sign = 1.0 if direction == "maximize" else -1.0
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.score is not None]
+    ranked = sorted(done, key=lambda t: (-sign * float(t.score), t.number))  # type: ignore[arg-type]
+    out: list[Config] = []
+    for trial in ranked:
+        if trial.config not in out:
+            out.append(trial.config)
+    return out[:k]
 
 
 class Experience(BaseModel):

@@ -7,9 +7,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hyperpilot.tools.data import single_feature_leakage
 from hyperpilot.tools.evaluate import get_metric, score_pipeline
+from hyperpilot.tools.types import TaskType
 
 MAX_ROWS = 2000
+# A trained model's feature is a suspected leak when shuffling it alone costs at least this
+# share of the model's gain over the trivial baseline, and it alone scores at least
+# SUSPECT_SCORE (balanced accuracy or R^2): one column doing nearly all of the work.
+DOMINANCE_SHARE = 0.5
+SUSPECT_SCORE = 0.95
 
 
 def permutation_importance(pipeline: Any, X: pd.DataFrame, y: pd.Series, features: list[str],
@@ -51,3 +58,39 @@ def _shuffled_score(pipeline: Any, X: pd.DataFrame, y: pd.Series, feature: str, 
     shuffled = X.copy()
     shuffled[feature] = rng.permutation(shuffled[feature].to_numpy())
     return score_pipeline(pipeline, shuffled, y, metric, positive_class)
+
+
+def dominant_leaks(pipeline: Any, X: pd.DataFrame, y: pd.Series, train_rows: pd.DataFrame,
+                   target: str, features: list[str], task_type: TaskType, metric: str,
+                   gain: float, positive_class: Any = None, seed: int = 0) -> dict[str, str]:
+    """Features a fitted model leans on so heavily, and that predict the target so well
+    alone, that they are likely leaks (a post-outcome or copied column); with why.
+
+    Catches what the screen before tuning lets through (it flags only near-perfect single
+    features): a noisy copy of the target that the winner then relies on.
+
+    Args:
+        pipeline: the fitted winner, taking raw columns.
+        X: holdout rows (raw columns); y: their targets.
+        train_rows: the training rows (with the target), for the single-feature scores.
+        target: the target column.
+        features: the features the model may use.
+        task_type: chooses the single-feature tree and its score.
+        metric: the run's metric; gain: the model's holdout score minus the trivial
+            baseline's, oriented so that positive is better.
+        positive_class: the positive label for binary metrics.
+        seed: seeds shuffles and trees.
+    """
+    if gain <= 0:
+        return {}
+    # The single-feature screen is cheap and rarely fires; shuffling runs only for its hits.
+    alone = single_feature_leakage(train_rows, target, features, task_type, seed=seed,
+                                   threshold=SUSPECT_SCORE)
+    if not alone:
+        return {}
+    table = permutation_importance(pipeline, X, y, list(alone), metric, positive_class,
+                                   n_repeats=3, seed=seed)
+    return {row["feature"]: f"{alone[row['feature']]}, and shuffling it costs the model "
+                            f"{row['importance']:.3f} of its {gain:.3f} gain over the trivial "
+                            "baseline"
+            for row in table if row["importance"] >= DOMINANCE_SHARE * gain}

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
+from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    QuantileTransformer,
+    StandardScaler,
+)
+from sklearn.utils.validation import check_is_fitted
 
 from hyperpilot.tools.errors import DataError
-from hyperpilot.tools.types import DataProfile
+from hyperpilot.tools.types import DataProfile, DataSteps, TaskType
 
 MAX_CATEGORIES = 30
 
@@ -40,58 +49,228 @@ def as_category_strings(X: Any) -> pd.DataFrame:
     return frame.map(str, na_action="ignore").where(present, np.nan)
 
 
-def _numeric_steps(scale: bool, indicate_missing: bool) -> Pipeline:
-    # Scaling first (StandardScaler ignores NaN) keeps the missing indicators exactly 0/1.
+class QuantileNormal(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Map each numeric column through its empirical quantiles onto a standard normal shape.
+
+    Suits skewed features for families that scale. Missing values stay missing (the
+    imputer after it fills them). At most ``n_quantiles`` quantiles, fewer on fewer rows.
+    """
+
+    def __init__(self, n_quantiles: int = 1000, seed: int = 0) -> None:
+        self.n_quantiles = n_quantiles
+        self.seed = seed
+
+    def fit(self, X: Any, y: Any = None) -> QuantileNormal:
+        frame = pd.DataFrame(X)
+        self.n_features_in_ = frame.shape[1]
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.quantiles_ = QuantileTransformer(
+            n_quantiles=max(2, min(self.n_quantiles, len(frame))),
+            output_distribution="normal", random_state=self.seed,
+        ).fit(frame.to_numpy(dtype=float))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "quantiles_")
+        return self.quantiles_.transform(pd.DataFrame(X).to_numpy(dtype=float))
+
+
+class SelectRawFeatures(TransformerMixin, BaseEstimator):
+    """Keep the ``k`` raw input columns with the most mutual information with the target.
+
+    ``fit`` ranks ``features`` on (at most ``max_rows`` sampled) rows: numeric and boolean
+    columns coerced to float with missing values at the median, ``categorical`` ones coded
+    as integers with missing as its own code. ``transform`` returns the frame with only the
+    kept columns (``selected_``, in the order of ``features``); every other column of the
+    input may be present or not. ``scores_`` maps each ranked column to its score.
+
+    Args:
+        k: how many columns to keep (all when ``k`` is at least the number of features).
+        features: the candidate raw columns.
+        categorical: which of them are categorical.
+        task_type: "binary", "multiclass" or "regression".
+        seed: seeds the row sample and the estimator's tie-breaking noise.
+        max_rows: cap on the rows used for ranking.
+    """
+
+    def __init__(self, k: int, features: list[str], categorical: list[str],
+                 task_type: TaskType, seed: int = 0, max_rows: int = 3000) -> None:
+        self.k = k
+        self.features = features
+        self.categorical = categorical
+        self.task_type = task_type
+        self.seed = seed
+        self.max_rows = max_rows
+
+    def fit(self, X: pd.DataFrame, y: Any) -> SelectRawFeatures:
+        frame = _columns_of(X, list(self.features))
+        target = pd.Series(np.asarray(y), index=frame.index)
+        labelled = target.notna().to_numpy()
+        frame, target = frame[labelled], target[labelled]
+        if len(frame) > self.max_rows:
+            rows = np.random.default_rng(self.seed).choice(len(frame), self.max_rows,
+                                                           replace=False)
+            frame, target = frame.iloc[np.sort(rows)], target.iloc[np.sort(rows)]
+        scores = self._scores(frame, target)
+        order = np.argsort(-scores, kind="stable")[: max(1, self.k)]
+        keep = set(order.tolist())
+        self.scores_ = {name: float(s) for name, s in zip(self.features, scores, strict=True)}
+        self.selected_ = [name for i, name in enumerate(self.features) if i in keep]
+        return self
+
+    def _scores(self, frame: pd.DataFrame, target: pd.Series) -> np.ndarray:
+        categorical = set(self.categorical)
+        columns = [_ranking_codes(frame[name], name in categorical) for name in self.features]
+        matrix = np.column_stack(columns) if columns else np.empty((len(frame), 0))
+        discrete = np.array([name in categorical for name in self.features], dtype=bool)
+        if self.task_type == "regression":
+            return mutual_info_regression(matrix, target.astype(float).to_numpy(),
+                                          discrete_features=discrete, random_state=self.seed)
+        codes = pd.factorize(target.astype(str))[0]
+        return mutual_info_classif(matrix, codes, discrete_features=discrete,
+                                   random_state=self.seed)
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "selected_")
+        return _columns_of(X, self.selected_)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "selected_")
+        return np.asarray(self.selected_, dtype=object)
+
+
+def _columns_of(X: Any, names: list[str]) -> pd.DataFrame:
+    if not isinstance(X, pd.DataFrame):
+        raise DataError(f"the model takes a data frame of raw rows, not a {type(X).__name__}")
+    missing = [name for name in names if name not in X.columns]
+    if missing:
+        raise DataError(f"the rows lack the columns the model uses: {missing}")
+    return X[names]
+
+
+def _ranking_codes(column: pd.Series, categorical: bool) -> np.ndarray:
+    if categorical:
+        return pd.factorize(as_category_strings(column.to_frame()).iloc[:, 0])[0].astype(float)
+    values = as_numbers(column.to_frame()).iloc[:, 0]
+    fill = values.median()
+    return values.fillna(0.0 if np.isnan(fill) else fill).to_numpy()
+
+
+class PresentColumns:
+    """A column selector for ``ColumnTransformer``: the named columns the frame still has.
+
+    Lets the preprocessor follow a feature selector that dropped some of the profile's
+    columns; the transformer records the columns it saw at fit time.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = list(names)
+
+    def __call__(self, X: pd.DataFrame) -> list[str]:
+        return [name for name in self.names if name in X.columns]
+
+    def __repr__(self) -> str:
+        return f"PresentColumns({self.names!r})"
+
+
+def _numeric_steps(scale: bool, indicate_missing: bool, numeric: str = "standard") -> Pipeline:
+    # Scaling first (the scalers ignore NaN) keeps the missing indicators exactly 0/1.
     steps: list[tuple[str, Any]] = [
         ("to_float", FunctionTransformer(as_numbers, feature_names_out="one-to-one")),
     ]
     if scale:
-        steps.append(("scale", StandardScaler()))
+        steps.append(("scale", QuantileNormal() if numeric == "quantile" else StandardScaler()))
     steps.append(("impute", SimpleImputer(strategy="median", add_indicator=indicate_missing)))
     return Pipeline(steps)
 
 
-def _categorical_steps() -> Pipeline:
+def _categorical_steps(categorical: str = "onehot") -> Pipeline:
+    encoder: Any = OneHotEncoder(handle_unknown="infrequent_if_exist",
+                                 max_categories=MAX_CATEGORIES, sparse_output=False)
+    if categorical == "ordinal":
+        # Unseen categories at predict time get their own code, -1.
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
     return Pipeline([
         ("to_str", FunctionTransformer(as_category_strings, feature_names_out="one-to-one")),
         ("impute", SimpleImputer(strategy="most_frequent")),
-        ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist",
-                                 max_categories=MAX_CATEGORIES, sparse_output=False)),
+        ("encode" if categorical == "ordinal" else "onehot", encoder),
     ])
 
 
-def build_preprocessor(profile: DataProfile, scale: bool = True) -> ColumnTransformer:
+def build_preprocessor(profile: DataProfile, scale: bool = True,
+                       steps: DataSteps | None = None) -> ColumnTransformer:
     """Build an unfitted preprocessor for the features in ``profile``.
 
-    Numeric and boolean features are coerced to float, scaled (when ``scale``) and
-    median-imputed, with a missing indicator for columns the profile saw missing values
-    in. Categorical features are cast to strings, mode-imputed and one-hot encoded (at
-    most 30 categories; unseen ones at predict time fall into "infrequent" or all zeros).
-    Every other column (target, ids, dropped ones) is ignored, so raw frames can be passed.
+    Numeric and boolean features are coerced to float, scaled (when ``scale``: standardised,
+    or quantile-normal with ``steps.numeric == "quantile"``) and median-imputed, with a
+    missing indicator for columns the profile saw missing values in. Categorical features
+    are cast to strings, mode-imputed and one-hot encoded (at most 30 categories; unseen
+    ones at predict time fall into "infrequent" or all zeros), or ordinal-coded with
+    ``steps.categorical == "ordinal"`` (unseen ones: -1). Every other column (target, ids,
+    dropped ones) is ignored, so raw frames can be passed. With ``steps.max_features`` set,
+    the column groups are taken at fit time from the columns present, so a feature
+    selector may come first.
 
     Args:
         profile: the data profile whose ``features`` and column kinds decide the steps.
         scale: standardise numeric features (needed by linear, kernel, kNN and neural models).
+        steps: the plan's preprocessing choices; ``None`` is ``DataSteps()``.
     """
+    steps = steps or DataSteps()
     missing = {c.name for c in profile.columns if c.missing_fraction > 0}
     numeric = profile.numeric_features
     groups: list[tuple[str, Any, list[str]]] = [
-        ("num", _numeric_steps(scale, False), [c for c in numeric if c not in missing]),
-        ("num_missing", _numeric_steps(scale, True), [c for c in numeric if c in missing]),
-        ("cat", _categorical_steps(), profile.categorical_features),
+        ("num", _numeric_steps(scale, False, steps.numeric),
+         [c for c in numeric if c not in missing]),
+        ("num_missing", _numeric_steps(scale, True, steps.numeric),
+         [c for c in numeric if c in missing]),
+        ("cat", _categorical_steps(steps.categorical), profile.categorical_features),
     ]
-    transformers = [group for group in groups if group[2]]
-    if not transformers:
+    groups = [group for group in groups if group[2]]
+    if not groups:
         raise DataError("no usable numeric or categorical features to train on")
+    select: Callable[[list[str]], Any] = PresentColumns if steps.max_features else list
+    transformers = [(name, pipe, select(columns)) for name, pipe, columns in groups]
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
 
 
-def build_pipeline(profile: DataProfile, estimator: BaseEstimator, scale: bool = True) -> Pipeline:
-    """Chain ``build_preprocessor(profile, scale)`` and ``estimator`` as steps "prep", "model".
+def build_pipeline(profile: DataProfile, estimator: BaseEstimator, scale: bool = True,
+                   steps: DataSteps | None = None, seed: int = 0) -> Pipeline:
+    """Chain ``build_preprocessor(profile, scale, steps)`` and ``estimator``.
+
+    The steps are "prep", "model"; with ``steps.max_features`` a ``SelectRawFeatures``
+    step "select" comes first, so the selection is refit on every training fold and the
+    fitted pipeline still predicts on raw rows with all the original columns.
 
     Args:
         profile: the data profile that decides the preprocessing.
         estimator: an unfitted scikit-learn compatible estimator.
-        scale: standardise numeric features before the estimator.
+        scale: standardise (or quantile-map) numeric features before the estimator.
+        steps: the plan's preprocessing choices; ``None`` is ``DataSteps()``.
+        seed: seeds the feature ranking and the quantile sample.
     """
-    return Pipeline([("prep", build_preprocessor(profile, scale)), ("model", estimator)])
+    steps = steps or DataSteps()
+    prep = build_preprocessor(profile, scale, steps)
+    chain: list[tuple[str, Any]] = [("prep", prep), ("model", estimator)]
+    if steps.max_features is not None:
+        selector = SelectRawFeatures(steps.max_features, list(profile.features),
+                                     profile.categorical_features, profile.task_type, seed)
+        chain.insert(0, ("select", selector))
+    return Pipeline(chain)
+
+
+def features_used(pipeline: Pipeline, profile: DataProfile) -> list[str]:
+    """The raw input columns a fitted pipeline really uses.
+
+    The feature selector's kept columns when the pipeline has one, else the profile's.
+
+    Args:
+        pipeline: a fitted pipeline from ``build_pipeline``.
+        profile: the data profile it was built from.
+    """
+    selector = pipeline.named_steps.get("select") if isinstance(pipeline, Pipeline) else None
+    if selector is None:
+        return list(profile.features)
+    check_is_fitted(selector, "selected_")
+    return list(selector.selected_)

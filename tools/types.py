@@ -111,3 +111,74 @@ class TrialRecord(BaseModel):
     # What decided a sampler's proposal (surrogate weights, trust scores, LLM calls and
     # tokens spent); empty for enqueued configs and samplers that do not explain.
     tuner: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataSteps(BaseModel):
+    """The preprocessing a plan chooses; the defaults are the plain pipeline.
+
+    ``max_features`` keeps the k raw input columns with the most mutual information with
+    the target (fitted inside the pipeline, so cross-validation stays honest);
+    ``numeric="quantile"`` maps numeric columns to a normal shape instead of standardising
+    them (only for families that scale); ``categorical="ordinal"`` codes categories as
+    integers instead of one-hot columns (suits trees and many categories).
+    """
+
+    max_features: int | None = Field(None, ge=1)
+    numeric: Literal["standard", "quantile"] = "standard"
+    categorical: Literal["onehot", "ordinal"] = "onehot"
+
+    def describe(self) -> str:
+        """One line for a report, e.g. "top 10 features by mutual information; ..."."""
+        parts = ["all features" if self.max_features is None
+                 else f"top {self.max_features} features by mutual information"]
+        parts.append("quantile-normal numeric" if self.numeric == "quantile"
+                     else "standardised numeric")
+        parts.append("ordinal categoricals" if self.categorical == "ordinal"
+                     else "one-hot categoricals")
+        return "; ".join(parts)
+
+
+class DeploymentFacts(BaseModel):
+    """What a saved model costs to deploy, measured: latency, file size, inputs used.
+
+    Latencies are wall milliseconds of ``predict`` on raw rows; ``model_mb`` is the size of
+    the joblib file in megabytes of 1,000,000 bytes.
+    """
+
+    latency_ms_per_row_batch: float
+    latency_ms_single_row: float
+    batch_rows: int
+    model_mb: float
+    n_features: int
+    features: list[str]
+    model: str = ""
+    interpretable: bool = False
+
+
+class ConstraintResult(BaseModel):
+    """One stated constraint against its measured value."""
+
+    name: Literal["max_latency_ms", "max_model_mb", "max_features", "interpretable"]
+    limit: float | bool
+    measured: float | bool
+    ok: bool
+    line: str
+
+
+class ShiftFinding(BaseModel):
+    """How differently one column is distributed in the holdout than in the training rows.
+
+    ``statistic`` is the Kolmogorov-Smirnov distance (numeric) or the total-variation
+    distance of the category shares (categorical); ``p_value`` is already compared with
+    the Bonferroni-corrected level; ``unseen_share`` is the share of holdout rows whose
+    category never occurs in the training rows.
+    """
+
+    column: str
+    kind: Literal["numeric", "categorical"]
+    is_target: bool = False
+    statistic: float
+    p_value: float
+    unseen_share: float = 0.0
+    severe: bool
+    line: str

@@ -1,9 +1,12 @@
-"""The model zoo: each family's search space, strong defaults and estimator builder."""
+"""The model zoo: each family's search space, defaults, strong-defaults portfolio and builder."""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -73,6 +76,26 @@ class ModelEntry:
             task_type: "binary", "multiclass" or "regression".
         """
         return self.make_defaults(self._check(task_type))
+
+    def strong_defaults(self, task_type: TaskType) -> list[Config]:
+        """Configs that did well across many data sets, best first, inside ``space(task_type)``.
+
+        They come from the shipped table ``strong_defaults.json`` (learned by
+        ``benchmarks/build_strong_defaults.py`` on synthetic tasks); a family the table
+        does not hold gets ``[defaults(task_type)]``.
+
+        Args:
+            task_type: "binary", "multiclass" or "regression".
+        """
+        space = self.space(task_type)
+        kind = "regression" if task_type == "regression" else "classification"
+        rows = strong_defaults_table().get(self.name, {}).get(kind, [])
+        configs: list[Config] = []
+        for row in rows:
+            config = space.repair(row["config"], fill=self.defaults(task_type))
+            if config not in configs:
+                configs.append(config)
+        return configs or [self.defaults(task_type)]
 
     def build(self, task_type: TaskType, config: Config, seed: int,
               needs_proba: bool = False) -> BaseEstimator:
@@ -277,6 +300,13 @@ ZOO: Mapping[str, ModelEntry] = MappingProxyType({e.name: e for e in [
                "PyTorch multilayer perceptron: flexible, uses a GPU when present",
                True, None, "high", _mlp_space, _mlp_defaults, _mlp_build),
 ]})
+
+
+@functools.cache
+def strong_defaults_table() -> dict[str, Any]:
+    """The shipped portfolios: ``{family: {"classification"|"regression": [{"config": ...}]}}``."""
+    text = resources.files("hyperpilot.tools").joinpath("strong_defaults.json").read_text()
+    return dict(json.loads(text)["portfolios"])
 
 
 def get_model(name: str) -> ModelEntry:

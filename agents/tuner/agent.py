@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,12 +13,25 @@ from pydantic import BaseModel, Field
 
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
 from hyperpilot.agents.tuner.factory import tuner_sampler
+from hyperpilot.agents.tuner.halving import (
+    FoldHalving,
+    evaluate_with_halving,
+    fold_pruner,
+    tell_outcome,
+)
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.tools.errors import TrialFailed
 from hyperpilot.tools.evaluate import cross_validate, get_metric
 from hyperpilot.tools.preprocess import build_pipeline
 from hyperpilot.tools.space import SearchSpace
-from hyperpilot.tools.types import Config, DataProfile, TaskSpec, TrialRecord, TrialState
+from hyperpilot.tools.types import (
+    Config,
+    DataProfile,
+    DataSteps,
+    TaskSpec,
+    TrialRecord,
+    TrialState,
+)
 from hyperpilot.tools.zoo import get_model
 
 
@@ -41,15 +55,18 @@ class TrainingData:
 
 
 def warm_start(family: str, space: SearchSpace, task: TaskSpec, profile: DataProfile,
-               llm: object | None, n: int = 2, past: list[Config] | None = None
-               ) -> Decision[list[Config]]:
-    """Starting configurations: winners of similar past runs first (most similar first), then
-    the zoo's strong default, then the LLM's proposals.
+               llm: object | None, n: int = 2, past: Sequence[Config | list[Config]] | None = None,
+               *, per_run: int = 3, max_past: int = 3) -> Decision[list[Config]]:
+    """Starting configurations: winners of similar past runs first, then the zoo's shipped
+    strong-defaults portfolio, then up to ``n`` of the LLM's proposals.
 
-    Past and LLM configurations are repaired into the space; ones that do not fit are dropped.
+    ``past`` holds one entry per similar past run, most similar first: that run's best config
+    for ``family``, or a list of its best configs, best first (up to ``per_run`` of each are
+    used, ``max_past`` in all). Past and LLM configurations are repaired into the space; ones
+    that do not fit are dropped, and a config is never tried twice.
     """
-    default = space.repair(get_model(family).defaults(task.task_type))
-    planned = repaired_configs(past or [], space, [default], limit=len(past or [])) + [default]
+    strong = get_model(family).strong_defaults(task.task_type)
+    planned = _past_then_strong(past or [], strong, space, per_run, max_past)
     inputs = {"n": n, "family": family, "task_type": task.task_type, "n_rows": profile.n_rows,
               "n_numeric": len(profile.numeric_features),
               "n_categorical": len(profile.categorical_features),
@@ -58,6 +75,30 @@ def warm_start(family: str, space: SearchSpace, task: TaskSpec, profile: DataPro
     return decide(TUNER_AGENT, inputs, llm,  # type: ignore[arg-type]
                   accept=lambda draft: planned + repaired_configs(draft.configs, space, planned, n),
                   rules=lambda: planned)
+
+
+def _past_then_strong(past: Sequence[Config | list[Config]], strong: list[Config],
+                      space: SearchSpace, per_run: int, max_past: int) -> list[Config]:
+    fill = space.repair(strong[0])
+    runs = [entry if isinstance(entry, list) else [entry] for entry in past]
+    out: list[Config] = []
+    seen: set[str] = set()
+
+    def add(raw: dict[str, Any]) -> None:
+        try:
+            config = space.repair(raw, fill=fill)
+        except ValueError:
+            return  # a past config from a space this run no longer has
+        if space.key(config) not in seen:
+            seen.add(space.key(config))
+            out.append(config)
+
+    for config in [c for run in runs for c in run[:per_run]]:
+        if len(out) < max_past:
+            add(config)
+    for config in strong:
+        add(config)
+    return out
 
 
 def repaired_configs(configs: list[dict[str, Any]], space: SearchSpace, planned: list[Config],
@@ -93,24 +134,37 @@ def next_family(allocation: dict[str, int], trials: list[TrialRecord]) -> str | 
 
 def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list[TrialRecord],
               task: TaskSpec, profile: DataProfile, data: TrainingData, seed: int,
-              plan_id: str = "", *, llm: Any = None, llm_budget: int = 0) -> TrialRecord:
+              plan_id: str = "", *, llm: Any = None, llm_budget: int = 0,
+              number: int | None = None, steps: dict[str, Any] | None = None,
+              halving: FoldHalving | None = None) -> TrialRecord:
     """Ask the family's study for one configuration, train it with CV, and tell the result.
 
     The sampler is the ``SurrogateSampler``: classical parts, plus the LLAMBO parts while
-    ``llm_budget`` (LLM calls over the whole run, all families) lasts.
+    ``llm_budget`` (LLM calls over the whole run, all families) lasts. ``number`` is the
+    trial's number (the history's length by default; plans tuned in parallel each get
+    their own); ``steps`` are the plan's preprocessing choices (a ``DataSteps`` dump). With
+    ``halving``, a config losing to the family's earlier trials after the first folds is
+    stopped there and recorded as PRUNED (``halving.py``); without it every trial runs
+    every fold.
     """
     own = [r for r in history if r.model == family and r.plan_id == plan_id]
-    rng = np.random.default_rng([seed, len(history)])
+    number = len(history) if number is None else number
+    rng = np.random.default_rng([seed, number])
     others = sum(int(r.tuner.get("llm_calls", 0)) for r in history if r.model != family)
     sampler = tuner_sampler(llm, _tuning_text(family, task, profile), llm_budget - others)
     study = Study(space, task.direction, sampler, rng, model=family, plan_id=plan_id,
-                  history=own, first_number=len(history))
+                  history=own, first_number=number)
     for config in warm:
         study.enqueue(config, source="warm start")
     trial = study.ask()
     started = time.perf_counter()
     try:
-        scores = evaluate_config(family, trial.config, task, profile, data, seed)
+        if halving is not None:
+            outcome = evaluate_with_halving(
+                build_model_pipeline(family, trial.config, task, profile, seed, steps), data,
+                task, trial.number, fold_pruner(own, halving, task.direction), halving.rungs)
+            return tell_outcome(study, trial, outcome, time.perf_counter() - started)
+        scores = evaluate_config(family, trial.config, task, profile, data, seed, steps)
     except TrialFailed as err:
         return study.tell(trial, None, state=TrialState.FAIL, error=str(err),
                           seconds=time.perf_counter() - started)
@@ -125,16 +179,19 @@ def _tuning_text(family: str, task: TaskSpec, profile: DataProfile) -> str:
 
 
 def evaluate_config(family: str, config: Config, task: TaskSpec, profile: DataProfile,
-                    data: TrainingData, seed: int) -> list[float]:
+                    data: TrainingData, seed: int,
+                    steps: dict[str, Any] | None = None) -> list[float]:
     """Cross-validated scores of ``family`` with ``config`` on the run's shared folds."""
-    pipeline = build_model_pipeline(family, config, task, profile, seed)
+    pipeline = build_model_pipeline(family, config, task, profile, seed, steps)
     return cross_validate(pipeline, data.X, data.y, data.folds, task.metric, task.positive_class)
 
 
 def build_model_pipeline(family: str, config: Config, task: TaskSpec, profile: DataProfile,
-                         seed: int) -> Any:
-    """An unfitted preprocessing + estimator pipeline for one configuration."""
+                         seed: int, steps: dict[str, Any] | None = None) -> Any:
+    """An unfitted preprocessing + estimator pipeline for one configuration; ``steps`` are
+    a plan's preprocessing choices (a ``DataSteps`` dump; none means the defaults)."""
     entry = get_model(family)
     needs_proba = get_metric(task.metric).needs_proba
     estimator = entry.build(task.task_type, config, seed, needs_proba=needs_proba)
-    return build_pipeline(profile, estimator, scale=entry.scale)
+    return build_pipeline(profile, estimator, scale=entry.scale,
+                          steps=DataSteps.model_validate(steps) if steps else None, seed=seed)

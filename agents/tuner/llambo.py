@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from hyperpilot.agents.tuner.history import observed
 from hyperpilot.agents.tuner.surrogates import SurrogateUnavailable
 from hyperpilot.prompts import render
-from hyperpilot.tools.errors import HyperpilotError
+from hyperpilot.tools.errors import HyperpilotError, NoLogprobsError
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.space_text import parse_proposals, serialise_config
 from hyperpilot.tools.types import Config, TrialRecord
@@ -56,6 +56,24 @@ class LLMMeter:
         self.allowed, self.calls, self.tokens, self.dropped = allowed, 0, 0, []
 
     def complete(self, prompt: str, model: type[BaseModel], agent: str) -> Any:
+        """One sampled answer (temperature 0.7); ``SurrogateUnavailable`` when it fails."""
+        return self._call(self.llm.complete, prompt, model, agent, temperature=0.7)
+
+    def complete_with_logprobs(self, prompt: str, model: type[BaseModel], agent: str,
+                               top_logprobs: int) -> tuple[Any, list[dict[str, Any]]]:
+        """The greedy answer and its tokens' log-probabilities (top ``top_logprobs`` each)."""
+        ask = getattr(self.llm, "complete_with_logprobs", None)
+        if ask is None:
+            raise NoLogprobs(f"{agent}: this LLM client gives no token log-probabilities")
+        try:
+            return self._call(ask, prompt, model, agent, temperature=0.0,  # type: ignore[no-any-return]
+                              top_logprobs=top_logprobs)
+        except SurrogateUnavailable as err:
+            if isinstance(err.__cause__, NoLogprobsError):
+                raise NoLogprobs(str(err)) from err
+            raise
+
+    def _call(self, ask: Any, prompt: str, model: type[BaseModel], agent: str, **settings: Any) -> Any:
         if self.calls >= self.allowed:
             raise SurrogateUnavailable("LLM budget for this trial is spent")
         before = self.llm.usage.total_tokens
@@ -63,11 +81,15 @@ class LLMMeter:
         messages = [{"role": "system", "content": render("system.j2", agent="tuner")},
                     {"role": "user", "content": prompt}]
         try:
-            return self.llm.complete(messages, model, agent=agent, temperature=0.7)
+            return ask(messages, model, agent=agent, **settings)
         except HyperpilotError as err:  # invalid output, budget, outage: the classical path
             raise SurrogateUnavailable(f"{agent}: {err}") from err
         finally:
             self.tokens += self.llm.usage.total_tokens - before
+
+
+class NoLogprobs(SurrogateUnavailable):
+    """The LLM answers but gives no token log-probabilities."""
 
 
 def render_history(space: SearchSpace, configs: Sequence[Config], scores: Sequence[float]) -> str:
@@ -91,6 +113,16 @@ def _shuffled(configs: list[Config], y: np.ndarray, rng: np.random.Generator,
     return [configs[i] for i in order], [float(y[i]) for i in order]
 
 
+def surrogate_prompt(task: str, configs: list[Config], y: np.ndarray, candidates: list[Config],
+                     space: SearchSpace, rng: np.random.Generator, k_shot: int) -> str:
+    """The score-prediction prompt over a shuffled k-shot history."""
+    shown, scores = _shuffled(configs, y, rng, k_shot)
+    return render("llambo_surrogate.j2", task=task, space=space.describe(),
+                  history=render_history(space, shown, scores), n=len(candidates),
+                  candidates=[serialise_config(space, c) for c in candidates],
+                  decimals=SCORE_DECIMALS)
+
+
 class LLMSurrogate:
     name = "llm"
     classical = False
@@ -104,11 +136,7 @@ class LLMSurrogate:
         rng = own_stream(rng)
         samples = []
         for _ in range(self.n_samples):
-            shown, scores = _shuffled(configs, y, rng, self.k_shot)
-            prompt = render("llambo_surrogate.j2", task=self.task, space=space.describe(),
-                            history=render_history(space, shown, scores), n=len(candidates),
-                            candidates=[serialise_config(space, c) for c in candidates],
-                            decimals=SCORE_DECIMALS)
+            prompt = surrogate_prompt(self.task, configs, y, candidates, space, rng, self.k_shot)
             answer = self.meter.complete(prompt, ScorePredictions, "tuner-surrogate").scores
             if len(answer) == len(candidates) and all(math.isfinite(v) for v in answer):
                 samples.append(answer)
