@@ -223,6 +223,7 @@ class OpenAIBackend:
             prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
             completion_tokens=(usage.completion_tokens or 0) if usage else 0,
             logprobs=_token_logprobs(response),
+            truncated=bool(response.choices) and response.choices[0].finish_reason == "length",
         )
 
     def _create(
@@ -433,6 +434,11 @@ class LLM:
             except ValidationError as err:
                 error = describe_validation_error(err)
                 self._record(agent, schema_name, conversation, settings, reply, seconds, error)
+                if reply.truncated:
+                    # Cut off at the reply cap: asking again only repeats the same long answer.
+                    raise LLMOutputError(f"{agent or schema_name}: the reply ran past the "
+                                         f"token cap and was cut off ({error[:200]})",
+                                         raw=text) from None
                 conversation += _reask(text, error)
                 continue
             self._record(agent, schema_name, conversation, settings, reply, seconds, "")
@@ -530,7 +536,8 @@ def _record(
         "prompt_tokens": reply.prompt_tokens,
         "completion_tokens": reply.completion_tokens,
         "seconds": round(seconds, 4),
-    } | ({"logprobs": reply.logprobs} if reply.logprobs is not None else {})
+    } | ({"logprobs": reply.logprobs} if reply.logprobs is not None else {}) \
+      | ({"truncated": True} if reply.truncated else {})
 
 
 # --- choosing a backend --------------------------------------------------------------

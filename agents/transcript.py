@@ -34,6 +34,8 @@ class ChatReply(BaseModel):
     completion_tokens: int = 0
     # Per reply token, when asked for: {"token", "logprob", "top": [[token, logprob], ...]}.
     logprobs: list[dict[str, Any]] | None = None
+    # The server stopped at its reply-token cap: the text is cut off.
+    truncated: bool = False
 
 
 # --- secrets -------------------------------------------------------------------------
@@ -145,4 +147,5 @@ class ReplayBackend:
             prompt_tokens=record.get("prompt_tokens", 0),
             completion_tokens=record.get("completion_tokens", 0),
             logprobs=record.get("logprobs"),
+            truncated=bool(record.get("truncated", False)),
         )

@@ -113,7 +113,8 @@ class StrictReplay:
             raise LLMUnavailableError(f"replayed failure: {record.get('error', '')}")
         return ChatReply(text=record.get("reply", ""), prompt_tokens=record.get("prompt_tokens", 0),
                          completion_tokens=record.get("completion_tokens", 0),
-                         logprobs=record.get("logprobs"))
+                         logprobs=record.get("logprobs"),
+                         truncated=bool(record.get("truncated", False)))
 
     def finish(self) -> None:
         left = len(self.records) - self.played

@@ -212,7 +212,8 @@ def test_replay_of_a_missing_file_is_unavailable(tmp_path: Path) -> None:
 # --- OpenAIBackend against a fake transport ------------------------------------------
 
 
-def _completion(content: str, usage: dict[str, int] | None = None) -> httpx2.Response:
+def _completion(content: str, usage: dict[str, int] | None = None,
+                finish_reason: str = "stop") -> httpx2.Response:
     body: dict[str, Any] = {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -221,7 +222,7 @@ def _completion(content: str, usage: dict[str, int] | None = None) -> httpx2.Res
         "choices": [
             {
                 "index": 0,
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
                 "message": {"role": "assistant", "content": content},
             }
         ],
@@ -229,6 +230,19 @@ def _completion(content: str, usage: dict[str, int] | None = None) -> httpx2.Res
     if usage is not None:
         body["usage"] = {**usage, "total_tokens": sum(usage.values())}
     return httpx2.Response(200, json=body)
+
+
+def test_a_reply_cut_off_at_the_token_cap_is_not_asked_again(tmp_path: Path) -> None:
+    server = Server(_completion('{"model": "rf", "n_tri', finish_reason="length"))
+    llm = LLM(server.backend(), transcript=Transcript(tmp_path / "t.jsonl"))
+    with pytest.raises(LLMOutputError, match="ran past the token cap and was cut off"):
+        llm.complete(ASK, Choice, agent="model")
+    assert len(server.requests) == 1 and llm.usage.invalid_replies == 1
+    record = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])
+    assert record["truncated"] is True
+    replayed = LLM(ReplayBackend(tmp_path / "t.jsonl"), transcript=Transcript(None))
+    with pytest.raises(LLMOutputError, match="cut off"):
+        replayed.complete(ASK, Choice, agent="model")
 
 
 def _error(status: int, message: str) -> httpx2.Response:
