@@ -22,11 +22,11 @@ from hyperpilot.pipelines.report import plan_summaries, write_run_folder
 from hyperpilot.pipelines.state import RunContext, RunState
 from hyperpilot.tools.artifacts import save_frame, save_model
 from hyperpilot.tools.constraints import check_constraints, measure_deployment
-from hyperpilot.tools.data import distribution_shift, single_feature_leakage
+from hyperpilot.tools.data import distribution_shift, leakage_flags, single_feature_scores
 from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.evaluate import score_pipeline
 from hyperpilot.tools.experience import Experience, FamilyResult, meta_features, top_configs
-from hyperpilot.tools.importance import dominant_leaks
+from hyperpilot.tools.importance import SUSPECT_SCORE, dominant_leaks
 from hyperpilot.tools.preprocess import features_used
 from hyperpilot.tools.types import DataProfile, DeploymentFacts, TaskSpec, TrialRecord, TrialState
 
@@ -68,9 +68,14 @@ def finalize_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     facts = measure_deployment(pipeline, X_hold, ctx.out_dir / "model.joblib", profile)
     baseline = _baseline_holdout(ctx, state, task)
     gain = (score - baseline) * (1 if task.direction == "maximize" else -1)
-    leaks = dominant_leaks(pipeline, X_hold, y_hold, ctx.frame.iloc[state["split"]["train"]],
-                           task.target, features_used(pipeline, profile), task.task_type,
-                           task.metric, gain, task.positive_class, state["seed"])
+    # One single-feature screen serves both leak checks: the 0.99 flags in verify and the
+    # suspects a dominance test looks at here.
+    scores = single_feature_scores(ctx.frame.iloc[state["split"]["train"]], task.target,
+                                   features_used(pipeline, profile), task.task_type,
+                                   seed=state["seed"])
+    leaks = dominant_leaks(pipeline, X_hold, y_hold,
+                           leakage_flags(scores, task.task_type, SUSPECT_SCORE), task.metric,
+                           gain, task.positive_class, state["seed"])
     return {
         "plan": plan,
         "best": {"model": best.model, "config": best.config, "cv_score": best.score,
@@ -78,7 +83,8 @@ def finalize_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
                  "trial": best.number, "plan_id": best.plan_id},
         "holdout": {"metric": task.metric, "score": score, "rows": len(y_hold),
                     "baseline": baseline},
-        "deployment": {**facts.model_dump(), "suspected_leaks": leaks},
+        "deployment": facts.model_dump(),
+        "leak_screen": {"scores": scores, "suspected": leaks},
     }
 
 
@@ -97,12 +103,10 @@ def verify_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     best = next(t for t in trials if t.number == state["best"]["trial"])
     holdout, deployment = state["holdout"], state["deployment"]
     train_rows = ctx.frame.iloc[state["split"]["train"]]
-    leakage = single_feature_leakage(train_rows, task.target, deployment["features"],
-                                     task.task_type, seed=state["seed"])
-    leakage.update(deployment.get("suspected_leaks", {}))
+    screen = state["leak_screen"]
+    leakage = {**leakage_flags(screen["scores"], task.task_type), **screen["suspected"]}
     shift = distribution_shift(train_rows, ctx.frame.iloc[state["split"]["holdout"]], profile)
-    constraints = check_constraints(DeploymentFacts.model_validate(
-        {k: v for k, v in deployment.items() if k != "suspected_leaks"}), task.constraints)
+    constraints = check_constraints(DeploymentFacts.model_validate(deployment), task.constraints)
     execution = check_execution(task, trials, best, holdout["score"], state["baseline_cv"],
                                 holdout["baseline"], leakage, shift, constraints)
     implementation, measured = check_implementation(

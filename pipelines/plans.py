@@ -207,7 +207,7 @@ def time_stop(state: RunState, trials: list[TrialRecord]) -> str:
     reserve = max(FINISH_SHARE_OF_TIME * limit, FINISH_RESERVE_SECONDS)
     deadline = state["started_at"] + limit - reserve
     # Running plans train at once, sharing the cores: a round takes longer than one trial.
-    rounds = ceil(len(open_plans(state)) / (os.cpu_count() or 1)) if state.get("plans") else 1
+    rounds = ceil(len(open_plans(state)) / (os.cpu_count() or 1))
     typical = float(np.median([t.seconds for t in trials])) * max(1, rounds)
     if time.time() + typical > deadline:
         return f"time limit: stopped after {len(trials)} trials ({limit:.0f} s budget)"

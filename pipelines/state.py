@@ -50,6 +50,7 @@ class RunState(TypedDict, total=False):
     excluded: list[str]  # families a revision ruled out
     pending_revision: dict[str, Any]  # what verification would change, if a revision runs
     deployment: dict[str, Any]
+    leak_screen: dict[str, Any]  # single-feature scores, and the features the winner leans on
     spaces: dict[str, dict[str, Any]]
     warm: dict[str, list[dict[str, Any]]]
     trials: Annotated[list[dict[str, Any]], operator.add]

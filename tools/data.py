@@ -270,19 +270,30 @@ def single_feature_leakage(frame: pd.DataFrame, target: str, features: list[str]
         max_rows: cap on rows used, for speed on large data.
         threshold: the single-feature score that counts as leakage.
     """
+    scores = single_feature_scores(frame, target, features, task_type, seed, max_rows)
+    return leakage_flags(scores, task_type, threshold)
+
+
+def single_feature_scores(frame: pd.DataFrame, target: str, features: list[str],
+                          task_type: TaskType, seed: int = 0,
+                          max_rows: int = 5000) -> dict[str, float]:
+    """Each feature's score alone (as in ``single_feature_leakage``), for callers that
+    apply more than one threshold; empty when a class has fewer than 3 rows."""
     data = frame.dropna(subset=[target])
     if len(data) > max_rows:
         data = data.sample(max_rows, random_state=seed)
     y = data[target]
     if task_type != "regression" and y.value_counts().min() < 3:
         return {}
-    flags: dict[str, str] = {}
-    for name in features:
-        score = _single_feature_score(data[name], y, task_type, seed)
-        if score >= threshold:
-            label = "R^2" if task_type == "regression" else "balanced accuracy"
-            flags[name] = f"alone predicts the target ({label} {score:.3f} in 3-fold CV)"
-    return flags
+    return {name: _single_feature_score(data[name], y, task_type, seed) for name in features}
+
+
+def leakage_flags(scores: dict[str, float], task_type: TaskType,
+                  threshold: float = LEAKAGE_THRESHOLD) -> dict[str, str]:
+    """The features whose single-feature score reaches ``threshold``, with why."""
+    label = "R^2" if task_type == "regression" else "balanced accuracy"
+    return {name: f"alone predicts the target ({label} {score:.3f} in 3-fold CV)"
+            for name, score in scores.items() if score >= threshold}
 
 
 def _single_feature_score(column: pd.Series, y: pd.Series, task_type: TaskType, seed: int) -> float:

@@ -7,9 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hyperpilot.tools.data import single_feature_leakage
 from hyperpilot.tools.evaluate import get_metric, score_pipeline
-from hyperpilot.tools.types import TaskType
 
 MAX_ROWS = 2000
 # A trained model's feature is a suspected leak when shuffling it alone costs at least this
@@ -60,9 +58,9 @@ def _shuffled_score(pipeline: Any, X: pd.DataFrame, y: pd.Series, feature: str, 
     return score_pipeline(pipeline, shuffled, y, metric, positive_class)
 
 
-def dominant_leaks(pipeline: Any, X: pd.DataFrame, y: pd.Series, train_rows: pd.DataFrame,
-                   target: str, features: list[str], task_type: TaskType, metric: str,
-                   gain: float, positive_class: Any = None, seed: int = 0) -> dict[str, str]:
+def dominant_leaks(pipeline: Any, X: pd.DataFrame, y: pd.Series, alone: dict[str, str],
+                   metric: str, gain: float, positive_class: Any = None,
+                   seed: int = 0) -> dict[str, str]:
     """Features a fitted model leans on so heavily, and that predict the target so well
     alone, that they are likely leaks (a post-outcome or copied column); with why.
 
@@ -72,22 +70,16 @@ def dominant_leaks(pipeline: Any, X: pd.DataFrame, y: pd.Series, train_rows: pd.
     Args:
         pipeline: the fitted winner, taking raw columns.
         X: holdout rows (raw columns); y: their targets.
-        train_rows: the training rows (with the target), for the single-feature scores.
-        target: the target column.
-        features: the features the model may use.
-        task_type: chooses the single-feature tree and its score.
+        alone: the features that alone score at least ``SUSPECT_SCORE``, with why
+            (``leakage_flags(single_feature_scores(...), task_type, SUSPECT_SCORE)``).
         metric: the run's metric; gain: the model's holdout score minus the trivial
             baseline's, oriented so that positive is better.
         positive_class: the positive label for binary metrics.
-        seed: seeds shuffles and trees.
+        seed: seeds the shuffles.
     """
-    if gain <= 0:
+    if gain <= 0 or not alone:
         return {}
-    # The single-feature screen is cheap and rarely fires; shuffling runs only for its hits.
-    alone = single_feature_leakage(train_rows, target, features, task_type, seed=seed,
-                                   threshold=SUSPECT_SCORE)
-    if not alone:
-        return {}
+    # Shuffling runs only for the single-feature screen's hits, which are rare.
     table = permutation_importance(pipeline, X, y, list(alone), metric, positive_class,
                                    n_repeats=3, seed=seed)
     return {row["feature"]: f"{alone[row['feature']]}, and shuffling it costs the model "
