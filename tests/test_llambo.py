@@ -12,18 +12,21 @@ from fakes import FunctionLLM, ScriptedLLM
 
 from hyperpilot.agents.llm import LLM, ChatReply, Transcript, Usage
 from hyperpilot.agents.tuner.llambo import (
+    ConfigProposals,
     LLMGenerator,
     LLMMeter,
     LLMSurrogate,
     ScorePredictions,
+    proposals_model,
     render_history,
+    scores_model,
 )
 from hyperpilot.agents.tuner.llm_logprobs import LogprobSurrogate, score_moments
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.agents.tuner.surrogate_sampler import SurrogateSampler, trust_weights
 from hyperpilot.agents.tuner.surrogates import GPSurrogate, SurrogateUnavailable, TPEGenerator
 from hyperpilot.tools.errors import LLMOutputError
-from hyperpilot.tools.space import CategoricalDim, FloatDim, IntDim, SearchSpace
+from hyperpilot.tools.space import CategoricalDim, Condition, FloatDim, IntDim, SearchSpace
 from hyperpilot.tools.types import Config, TrialRecord
 
 pytest_plugins = ["llm_fixtures"]
@@ -311,3 +314,44 @@ def test_the_client_asks_an_openai_server_for_logprobs_and_records_them() -> Non
     assert answer.scores == [0.5] and sent[0]["logprobs"] is True and sent[0]["top_logprobs"] == 2
     assert tokens[3] == {"token": "5", "logprob": -0.1, "top": [["5", -0.1], ["9", -2.4]]}
     assert llm.transcript.records[0]["logprobs"] == tokens  # what a replay gives back
+
+
+def test_answer_schemas_are_narrowed_to_the_space_and_count_but_validate_loosely() -> None:
+    space = SearchSpace(dims=[*MIXED.dims, IntDim(name="degree", low=2, high=5,
+                                                  condition=Condition(parent="kernel", values=["poly"]))])
+    model = proposals_model(space, 3)
+    schema = model.model_json_schema()
+    assert model.__name__ == "ConfigProposals" and issubclass(model, ConfigProposals)
+    configs = schema["properties"]["configs"]
+    assert (configs["minItems"], configs["maxItems"]) == (1, 3)
+    item = configs["items"]
+    assert item["additionalProperties"] is False and item["required"] == ["C", "depth", "kernel"]
+    assert item["properties"] == {"C": {"type": "number"}, "depth": {"type": "integer"},
+                                  "kernel": {"enum": ["rbf", "linear"]}, "degree": {"type": "integer"}}
+    # A server that ignores the schema: the answer still validates, and parsing repairs it.
+    loose = model.model_validate({"configs": [{"C": "10", "depth": 3, "kernel": "rbf", "x": 1}] * 5})
+    assert len(loose.configs) == 5
+    scores = scores_model(4).model_json_schema()["properties"]["scores"]
+    assert (scores["minItems"], scores["maxItems"]) == (4, 4)
+    assert scores_model(4).model_validate({"scores": [0.1]}).scores == [0.1]
+
+
+def test_the_generator_asks_for_its_count_under_the_narrowed_schema() -> None:
+    seen: list[dict] = []
+
+    class Spy(FunctionLLM):
+        def chat(self, messages, *, schema, schema_name, settings):  # type: ignore[no-untyped-def]
+            seen.append(schema)
+            return super().chat(messages, schema=schema, schema_name=schema_name, settings=settings)
+
+    spy = Spy(lambda messages, schema: {"configs": [{"C": 5.0, "depth": 4, "kernel": "linear"}]})
+    meter = LLMMeter(LLM(spy, transcript=Transcript(None)))
+    meter.start(1)
+    history = [TrialRecord(number=i, model="m", config=MIXED.sample(np.random.default_rng(i)),
+                           score=0.1 * i, state="COMPLETE") for i in range(4)]
+    got = LLMGenerator(meter, "task", per_call=5).propose(history, MIXED, np.random.default_rng(0), 2,
+                                                        direction="maximize")
+    assert got == [{"C": 5.0, "depth": 4, "kernel": "linear"}]
+    assert seen[0]["properties"]["configs"]["maxItems"] == 2
+    prompt = spy.calls[0][0][-1]["content"]
+    assert '{"configs": [{ "C": ..., "depth": ..., "kernel": ... }, ...]} with at most 2' in prompt
