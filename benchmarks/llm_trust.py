@@ -53,6 +53,8 @@ def task_facts(calls_path: Path) -> dict[str, Any]:
             continue
         kept, _ = parse_proposals(space, raws if isinstance(raws, list) else [])
         named.update(space.key(config) for config in kept)
+    asked_at = [i for i, t in enumerate(trials) if (t.get("tuner") or {}).get("llm_calls", 0) > 0]
+    before = {space.key(t["config"]) for t in trials[:asked_at[-1] if asked_at else 0]}
     asked = weighted = chosen = 0
     for trial in trials:
         info = trial.get("tuner") or {}
@@ -61,7 +63,8 @@ def task_facts(calls_path: Path) -> dict[str, Any]:
         chosen += bool(info) and space.key(trial["config"]) in named
     seconds = [float(call.get("seconds", 0.0)) for call in calls]
     return {"task": name, "model": model, "trials": sum(bool(t.get("tuner")) for t in trials),
-            "asked": asked, "weighted": weighted, "chosen": chosen, "calls": len(calls),
+            "asked": asked, "weighted": weighted, "new": len(named - before), "chosen": chosen,
+            "calls": len(calls),
             "valid": sum(bool(call.get("valid")) for call in calls),
             "truncated": sum(bool(call.get("truncated")) for call in calls),
             "seconds": sum(seconds), "call_seconds": seconds}
@@ -99,13 +102,14 @@ def report(out: Path, method: str, against: str) -> str:
     if not paths:
         raise SystemExit(f"llm_trust: no transcripts under {folder}")
     facts = [task_facts(p) for p in paths]
-    total = {k: sum(f[k] for f in facts) for k in ("trials", "asked", "weighted", "chosen", "calls",
-                                                    "valid", "truncated", "seconds")}
+    total = {k: sum(f[k] for f in facts) for k in ("trials", "asked", "weighted", "new", "chosen",
+                                                    "calls", "valid", "truncated", "seconds")}
     every_call = [s for f in facts for s in f["call_seconds"]]
     lines = [f"# {method}: what the LLM did ({len(facts)} tasks)", "",
              f"- Model-based trials: {total['trials']}; trials with LLM calls: {total['asked']}",
              f"- Trials where the LLM's surrogate got weight > 0: {total['weighted']}",
-             f"- Trials that measured a config the LLM named: {total['chosen']}",
+             f"- New configs the LLM named (untried when it was last asked): {total['new']}; "
+             f"trials that measured one: {total['chosen']}",
              f"- LLM calls: {total['calls']} ({total['valid']} valid answers, {total['truncated']} "
              f"cut off at the token cap), median {statistics.median(every_call):.1f} s a call, "
              f"{total['seconds'] / len(facts):.0f} s a task", ""]
@@ -113,12 +117,13 @@ def report(out: Path, method: str, against: str) -> str:
     if not results.empty and {method, against} <= set(results["method"]):
         lines += [f"## {method} against {against} (best CV, same task and seed)", "",
                   *head_to_head(results, method, against), ""]
-    lines += ["## Per model", "", "| model | tasks | trials asked | LLM weight > 0 | LLM's config measured |",
-              "|---|---|---|---|---|"]
+    lines += ["## Per model", "", "| model | tasks | trials asked | LLM weight > 0 | new LLM configs "
+              "| LLM's config measured |", "|---|---|---|---|---|---|"]
     for model in sorted({f["model"] for f in facts}):
         group = [f for f in facts if f["model"] == model]
         lines.append(f"| {model} | {len(group)} | {sum(f['asked'] for f in group)} | "
-                     f"{sum(f['weighted'] for f in group)} | {sum(f['chosen'] for f in group)} |")
+                     f"{sum(f['weighted'] for f in group)} | {sum(f['new'] for f in group)} | "
+                     f"{sum(f['chosen'] for f in group)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -234,6 +234,7 @@ def test_llm_trust_counts_weight_and_the_llm_configs_that_were_measured(tmp_path
 
     facts = _trust_script().task_facts(folder / "wine-ada-0.jsonl")
     assert (facts["trials"], facts["asked"], facts["weighted"], facts["chosen"]) == (2, 1, 1, 1)
+    assert facts["new"] == 1  # the named config was untried when the LLM was asked
     assert facts["calls"] == 2 and facts["seconds"] == 6.0
     text = _trust_script().report(tmp_path, "llambo-local", "surrogate")
     assert "(1 tasks)" in text and "| 30 | 1 | 0 | 0 | +0.1000 | +0.1000 |" in text
