@@ -91,7 +91,9 @@ def test_unknown_methods_are_refused_in_one_line(capsys: pytest.CaptureFixture[s
 
 # --- the LLM methods: recording and exact replay ---------------------------------------
 
-RECORDED = Path(__file__).parents[1] / "benchmarks/results/tuner-quick-local/transcripts/llambo-local"
+# One task of `hyperpilot bench tuner --datasets wine --models dt --seeds 1 --methods
+# surrogate,llambo-local`: the embedded 0.5B model's calls and the trials they decided.
+RECORDED = Path(__file__).parent / "data" / "llambo-local"
 
 
 def initial_design(task: BenchTask) -> list[Config]:

@@ -192,10 +192,18 @@ def test_an_llm_that_earns_no_weight_leaves_the_classical_proposal_unchanged() -
         with_llm, info = tuner_sampler(llm, "t", 50).propose(records, SPACE, np.random.default_rng([seed, 1]))
         classical = tuner_sampler(None, "t").suggest(records, SPACE, np.random.default_rng([seed, 1]))
         assert info["weights"]["llm"] == 0 and info["llm_calls"] > 0
-        llm_named = {SPACE.key(c) for c in [{"a": 0.31, "b": 0.69}]}
-        if SPACE.key(with_llm) not in llm_named:  # the generator's own proposal may win on merit
-            assert with_llm == classical
-    assert fake.calls
+        assert with_llm == classical and info["generator"] == "local"
+    # Untrusted, it was asked for predictions (to measure it) and never for candidates.
+    assert fake.calls and {name for _, name in fake.calls} == {"ScorePredictions"}
+
+
+def test_a_trusted_llm_also_proposes_candidates() -> None:
+    from hyperpilot.agents.tuner.factory import tuner_sampler
+
+    llm, fake = llm_answering("truth")
+    _, info = tuner_sampler(llm, "t", 50).propose(history(12), SPACE, np.random.default_rng(1))
+    assert info["weights"]["llm"] > 0 and info["generator"] == "local+llm"
+    assert "ConfigProposals" in {name for _, name in fake.calls}
 
 
 # --- the log-probability surrogate ------------------------------------------------------
@@ -284,7 +292,7 @@ def test_the_default_tuner_trusts_a_logprob_oracle_and_records_its_calls() -> No
     config, info = tuner_sampler(llm, "t", 50).propose(history(12), SPACE, np.random.default_rng(1))
     assert SPACE.contains(config)
     assert info["weights"]["llm"] > 0 and info["trust"]["llm"] > 0.5
-    assert info["llm_calls"] == 4  # candidates, two trust folds, the shortlist: one call each
+    assert info["llm_calls"] == 4  # two trust folds, then (trusted) candidates and the shortlist
 
 
 def test_the_client_asks_an_openai_server_for_logprobs_and_records_them() -> None:
