@@ -22,12 +22,13 @@ from hyperpilot.pipelines.report import plan_summaries, write_run_folder
 from hyperpilot.pipelines.state import RunContext, RunState
 from hyperpilot.tools.artifacts import save_frame, save_model
 from hyperpilot.tools.constraints import check_constraints, measure_deployment
-from hyperpilot.tools.data import distribution_shift, leakage_flags, single_feature_scores
+from hyperpilot.tools.data import leakage_flags, single_feature_scores
 from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.evaluate import score_pipeline
 from hyperpilot.tools.experience import Experience, FamilyResult, meta_features, top_configs
 from hyperpilot.tools.importance import SUSPECT_SCORE, dominant_leaks
 from hyperpilot.tools.preprocess import features_used
+from hyperpilot.tools.shift import distribution_shift
 from hyperpilot.tools.types import DataProfile, DeploymentFacts, TaskSpec, TrialRecord, TrialState
 
 log = logging.getLogger(__name__)

@@ -91,7 +91,9 @@ def test_unknown_methods_are_refused_in_one_line(capsys: pytest.CaptureFixture[s
 
 # --- the LLM methods: recording and exact replay ---------------------------------------
 
-RECORDED = Path(__file__).parents[1] / "benchmarks/results/tuner-quick-local/transcripts/llambo-local"
+# One task of `hyperpilot bench tuner --datasets wine --models dt --seeds 1 --methods
+# surrogate,llambo-local`: the embedded 0.5B model's calls and the trials they decided.
+RECORDED = Path(__file__).parent / "data" / "llambo-local"
 
 
 def initial_design(task: BenchTask) -> list[Config]:
@@ -189,3 +191,52 @@ def test_a_missing_recording_stops_the_benchmark_in_one_line(
     assert main(argv) == 2
     assert capsys.readouterr().err.strip().endswith("no recording " + str(tmp_path / "none") +
                                                     " for task iris-dt-0")
+
+
+# --- benchmarks/llm_trust.py: what the LLM did in a run ------------------------------
+
+
+def _trust_script():  # a benchmark script, not part of the package
+    import importlib.util
+    import sys
+
+    path = Path(__file__).parents[1] / "benchmarks" / "llm_trust.py"
+    spec = importlib.util.spec_from_file_location("llm_trust", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["llm_trust"] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _write_lines(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_llm_trust_counts_weight_and_the_llm_configs_that_were_measured(tmp_path: Path) -> None:
+    task = make_task("wine", "ada", 0)
+    rng = np.random.default_rng(1)
+    named, other, initial = task.space.sample(rng), task.space.sample(rng), task.space.sample(rng)
+    folder = tmp_path / "transcripts" / "llambo-local"
+    folder.mkdir(parents=True)
+    calls = [{"schema_name": "ConfigProposals", "valid": True, "seconds": 4.0,
+              "reply": json.dumps({"configs": [named, {"n_estimators": "many"}]})},
+             {"schema_name": "ScorePredictions", "valid": True, "seconds": 2.0, "reply": "{}"}]
+    trials = [{"config": initial, "score": 0.5, "tuner": {}},
+              {"config": named, "score": 0.9, "tuner": {"weights": {"gp": 0.6, "llm": 0.4},
+                                                         "llm_calls": 2}},
+              {"config": other, "score": 0.7, "tuner": {"weights": {"gp": 1.0, "llm": 0.0}}}]
+    _write_lines(folder / "wine-ada-0.jsonl", calls)
+    _write_lines(folder / "wine-ada-0.trials.jsonl", trials)
+    _write_lines(folder / "wine-svm-0.jsonl", calls)  # a task still running: no trials yet
+    (tmp_path / "tasks").mkdir()
+    rows = [{"method": m, "dataset": "wine", "model": "ada", "seed": 0, "n_evals": n,
+             "best_cv": cv, "test_of_best": cv} for m, cv in (("llambo-local", 0.9), ("surrogate", 0.8))
+            for n in (10, 30)]
+    (tmp_path / "tasks" / "wine-ada-0.json").write_text(json.dumps({"rows": rows}))
+
+    facts = _trust_script().task_facts(folder / "wine-ada-0.jsonl")
+    assert (facts["trials"], facts["asked"], facts["weighted"], facts["chosen"]) == (2, 1, 1, 1)
+    assert facts["new"] == 1  # the named config was untried when the LLM was asked
+    assert facts["calls"] == 2 and facts["seconds"] == 6.0
+    text = _trust_script().report(tmp_path, "llambo-local", "surrogate")
+    assert "(1 tasks)" in text and "| 30 | 1 | 0 | 0 | +0.1000 | +0.1000 |" in text

@@ -9,7 +9,6 @@ import pytest
 from hyperpilot.tools.data import (
     BUNDLED,
     column_kind,
-    distribution_shift,
     infer_task_type,
     load_table,
     profile_table,
@@ -17,6 +16,7 @@ from hyperpilot.tools.data import (
     split_holdout,
 )
 from hyperpilot.tools.errors import DataError
+from hyperpilot.tools.shift import distribution_shift
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED))

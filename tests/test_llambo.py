@@ -12,18 +12,21 @@ from fakes import FunctionLLM, ScriptedLLM
 
 from hyperpilot.agents.llm import LLM, ChatReply, Transcript, Usage
 from hyperpilot.agents.tuner.llambo import (
+    ConfigProposals,
     LLMGenerator,
     LLMMeter,
     LLMSurrogate,
     ScorePredictions,
+    proposals_model,
     render_history,
+    scores_model,
 )
 from hyperpilot.agents.tuner.llm_logprobs import LogprobSurrogate, score_moments
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.agents.tuner.surrogate_sampler import SurrogateSampler, trust_weights
 from hyperpilot.agents.tuner.surrogates import GPSurrogate, SurrogateUnavailable, TPEGenerator
 from hyperpilot.tools.errors import LLMOutputError
-from hyperpilot.tools.space import CategoricalDim, FloatDim, IntDim, SearchSpace
+from hyperpilot.tools.space import CategoricalDim, Condition, FloatDim, IntDim, SearchSpace
 from hyperpilot.tools.types import Config, TrialRecord
 
 pytest_plugins = ["llm_fixtures"]
@@ -189,10 +192,18 @@ def test_an_llm_that_earns_no_weight_leaves_the_classical_proposal_unchanged() -
         with_llm, info = tuner_sampler(llm, "t", 50).propose(records, SPACE, np.random.default_rng([seed, 1]))
         classical = tuner_sampler(None, "t").suggest(records, SPACE, np.random.default_rng([seed, 1]))
         assert info["weights"]["llm"] == 0 and info["llm_calls"] > 0
-        llm_named = {SPACE.key(c) for c in [{"a": 0.31, "b": 0.69}]}
-        if SPACE.key(with_llm) not in llm_named:  # the generator's own proposal may win on merit
-            assert with_llm == classical
-    assert fake.calls
+        assert with_llm == classical and info["generator"] == "local"
+    # Untrusted, it was asked for predictions (to measure it) and never for candidates.
+    assert fake.calls and {name for _, name in fake.calls} == {"ScorePredictions"}
+
+
+def test_a_trusted_llm_also_proposes_candidates() -> None:
+    from hyperpilot.agents.tuner.factory import tuner_sampler
+
+    llm, fake = llm_answering("truth")
+    _, info = tuner_sampler(llm, "t", 50).propose(history(12), SPACE, np.random.default_rng(1))
+    assert info["weights"]["llm"] > 0 and info["generator"] == "local+llm"
+    assert "ConfigProposals" in {name for _, name in fake.calls}
 
 
 # --- the log-probability surrogate ------------------------------------------------------
@@ -281,7 +292,7 @@ def test_the_default_tuner_trusts_a_logprob_oracle_and_records_its_calls() -> No
     config, info = tuner_sampler(llm, "t", 50).propose(history(12), SPACE, np.random.default_rng(1))
     assert SPACE.contains(config)
     assert info["weights"]["llm"] > 0 and info["trust"]["llm"] > 0.5
-    assert info["llm_calls"] == 4  # candidates, two trust folds, the shortlist: one call each
+    assert info["llm_calls"] == 4  # two trust folds, then (trusted) candidates and the shortlist
 
 
 def test_the_client_asks_an_openai_server_for_logprobs_and_records_them() -> None:
@@ -311,3 +322,44 @@ def test_the_client_asks_an_openai_server_for_logprobs_and_records_them() -> Non
     assert answer.scores == [0.5] and sent[0]["logprobs"] is True and sent[0]["top_logprobs"] == 2
     assert tokens[3] == {"token": "5", "logprob": -0.1, "top": [["5", -0.1], ["9", -2.4]]}
     assert llm.transcript.records[0]["logprobs"] == tokens  # what a replay gives back
+
+
+def test_answer_schemas_are_narrowed_to_the_space_and_count_but_validate_loosely() -> None:
+    space = SearchSpace(dims=[*MIXED.dims, IntDim(name="degree", low=2, high=5,
+                                                  condition=Condition(parent="kernel", values=["poly"]))])
+    model = proposals_model(space, 3)
+    schema = model.model_json_schema()
+    assert model.__name__ == "ConfigProposals" and issubclass(model, ConfigProposals)
+    configs = schema["properties"]["configs"]
+    assert (configs["minItems"], configs["maxItems"]) == (1, 3)
+    item = configs["items"]
+    assert item["additionalProperties"] is False and item["required"] == ["C", "depth", "kernel"]
+    assert item["properties"] == {"C": {"type": "number"}, "depth": {"type": "integer"},
+                                  "kernel": {"enum": ["rbf", "linear"]}, "degree": {"type": "integer"}}
+    # A server that ignores the schema: the answer still validates, and parsing repairs it.
+    loose = model.model_validate({"configs": [{"C": "10", "depth": 3, "kernel": "rbf", "x": 1}] * 5})
+    assert len(loose.configs) == 5
+    scores = scores_model(4).model_json_schema()["properties"]["scores"]
+    assert (scores["minItems"], scores["maxItems"]) == (4, 4)
+    assert scores_model(4).model_validate({"scores": [0.1]}).scores == [0.1]
+
+
+def test_the_generator_asks_for_its_count_under_the_narrowed_schema() -> None:
+    seen: list[dict] = []
+
+    class Spy(FunctionLLM):
+        def chat(self, messages, *, schema, schema_name, settings):  # type: ignore[no-untyped-def]
+            seen.append(schema)
+            return super().chat(messages, schema=schema, schema_name=schema_name, settings=settings)
+
+    spy = Spy(lambda messages, schema: {"configs": [{"C": 5.0, "depth": 4, "kernel": "linear"}]})
+    meter = LLMMeter(LLM(spy, transcript=Transcript(None)))
+    meter.start(1)
+    history = [TrialRecord(number=i, model="m", config=MIXED.sample(np.random.default_rng(i)),
+                           score=0.1 * i, state="COMPLETE") for i in range(4)]
+    got = LLMGenerator(meter, "task", per_call=5).propose(history, MIXED, np.random.default_rng(0), 2,
+                                                        direction="maximize")
+    assert got == [{"C": 5.0, "depth": 4, "kernel": "linear"}]
+    assert seen[0]["properties"]["configs"]["maxItems"] == 2
+    prompt = spy.calls[0][0][-1]["content"]
+    assert '{"configs": [{ "C": ..., "depth": ..., "kernel": ... }, ...]} with at most 2' in prompt

@@ -21,10 +21,10 @@ from hyperpilot.agents.llm import (
     ReplayBackend,
     Transcript,
     Usage,
-    is_loopback,
     make_llm,
     parse_llm_spec,
 )
+from hyperpilot.agents.openai_backend import is_loopback
 from hyperpilot.tools.errors import (
     BudgetExceeded,
     LLMOutputError,

@@ -8,7 +8,7 @@ from typing import Any
 from hyperpilot.agents.tuner.llambo import LLMGenerator, LLMMeter, LLMSurrogate
 from hyperpilot.agents.tuner.llm_logprobs import LogprobSurrogate
 from hyperpilot.agents.tuner.surrogate_sampler import SurrogateSampler
-from hyperpilot.agents.tuner.surrogates import GPSurrogate, LocalGenerator, MixedGenerator, Surrogate
+from hyperpilot.agents.tuner.surrogates import GPSurrogate, LocalGenerator, Surrogate
 
 LLM_CALLS_PER_TRIAL = 10
 # How the LLM surrogate gets its spread: "samples" asks n_samples times at temperature 0.7,
@@ -32,7 +32,7 @@ def tuner_sampler(llm: Any | None, task: str, llm_budget: int = 0,
     if llm is None or llm_budget <= 0:
         return SurrogateSampler()
     meter = LLMMeter(llm)
-    generator = MixedGenerator([(LLMGenerator(meter, task), 0.01), (LocalGenerator(), 1.0)])
     surrogates = [GPSurrogate(), llm_surrogate(meter, task, spread)]
-    return SurrogateSampler(generator, surrogates, meter=meter, llm_budget=llm_budget,
-                            llm_calls_per_trial=per_trial)
+    # The LLM's candidates join the pool only in trials where its predictions earned weight.
+    return SurrogateSampler(LocalGenerator(), surrogates, meter=meter, llm_budget=llm_budget,
+                            llm_calls_per_trial=per_trial, llm_generator=LLMGenerator(meter, task))

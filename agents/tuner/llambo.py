@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from hyperpilot.agents.tuner.history import observed
 from hyperpilot.agents.tuner.surrogates import SurrogateUnavailable
 from hyperpilot.prompts import render
 from hyperpilot.tools.errors import HyperpilotError, NoLogprobsError
-from hyperpilot.tools.space import SearchSpace
+from hyperpilot.tools.space import FloatDim, IntDim, SearchSpace
 from hyperpilot.tools.space_text import parse_proposals, serialise_config
 from hyperpilot.tools.types import Config, TrialRecord
 
@@ -36,6 +36,42 @@ class ScorePredictions(BaseModel):
 
 class ConfigProposals(BaseModel):
     configs: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def proposals_model(space: SearchSpace, n: int) -> type[ConfigProposals]:
+    """``ConfigProposals`` whose JSON schema is narrowed to ``space``: at most ``n`` configs,
+    each naming only the space's parameters, with their types (a categorical's choices).
+    A server that enforces the schema then cannot run on past ``n`` configs or invent keys,
+    which a small local model otherwise does until its token cap. Validation stays as loose
+    as ``ConfigProposals``: ``parse_proposals`` repairs a value out of range, or drops one
+    config, rather than losing the whole answer to a re-ask."""
+    properties: dict[str, Any] = {}
+    for dim in space.dims:
+        if isinstance(dim, IntDim):
+            properties[dim.name] = {"type": "integer"}
+        elif isinstance(dim, FloatDim):
+            properties[dim.name] = {"type": "number"}
+        else:
+            properties[dim.name] = {"enum": list(dim.choices)}
+    required = [dim.name for dim in space.dims if dim.condition is None]
+    item = {"type": "object", "properties": properties, "required": required,
+            "additionalProperties": False}
+    configs = {"type": "array", "items": item, "minItems": 1, "maxItems": n}
+    return _narrowed(ConfigProposals, {"properties": {"configs": configs}, "required": ["configs"]})
+
+
+def scores_model(n: int) -> type[ScorePredictions]:
+    """``ScorePredictions`` whose JSON schema asks for exactly ``n`` scores (a wrong count
+    from a server that does not enforce it is still dropped, not re-asked)."""
+    scores = {"type": "array", "items": {"type": "number"}, "minItems": n, "maxItems": n}
+    return _narrowed(ScorePredictions, {"properties": {"scores": scores}, "required": ["scores"]})
+
+
+def _narrowed(base: type[Any], schema: dict[str, Any]) -> type[Any]:
+    """A subclass of ``base`` with the same name and validation, and ``schema`` merged over
+    its JSON schema."""
+    return type(base.__name__, (base,), {"model_config": ConfigDict(json_schema_extra=schema),
+                                        "__module__": base.__module__})
 
 
 @dataclass
@@ -137,7 +173,7 @@ class LLMSurrogate:
         samples = []
         for _ in range(self.n_samples):
             prompt = surrogate_prompt(self.task, configs, y, candidates, space, rng, self.k_shot)
-            answer = self.meter.complete(prompt, ScorePredictions, "tuner-surrogate").scores
+            answer = self.meter.complete(prompt, scores_model(len(candidates)), "tuner-surrogate").scores
             if len(answer) == len(candidates) and all(math.isfinite(v) for v in answer):
                 samples.append(answer)
         if not samples:
@@ -162,11 +198,13 @@ class LLMGenerator:
         if not configs:
             return []
         shown, scores = _shuffled(configs, y, own_stream(rng), self.k_shot)
+        count = min(n, self.per_call)
         prompt = render("llambo_candidates.j2", task=self.task, space=space.describe(),
-                        history=render_history(space, shown, scores), n=min(n, self.per_call),
+                        history=render_history(space, shown, scores), n=count,
+                        names=", ".join(f'"{name}": ...' for name in space.names),
                         target=f"{target_score(y, self.alpha):.{SCORE_DECIMALS}f}")
         try:
-            answer = self.meter.complete(prompt, ConfigProposals, "tuner-candidates")
+            answer = self.meter.complete(prompt, proposals_model(space, count), "tuner-candidates")
         except SurrogateUnavailable:
             return []
         kept, dropped = parse_proposals(space, answer.configs, {space.key(r.config) for r in history})

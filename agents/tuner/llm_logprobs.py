@@ -20,8 +20,8 @@ from hyperpilot.agents.tuner.llambo import (
     LLMMeter,
     LLMSurrogate,
     NoLogprobs,
-    ScorePredictions,
     own_stream,
+    scores_model,
     surrogate_prompt,
 )
 from hyperpilot.agents.tuner.surrogates import SurrogateUnavailable
@@ -93,7 +93,7 @@ class LogprobSurrogate:
                 space: SearchSpace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         prompt = surrogate_prompt(self.task, configs, y, candidates, space, own_stream(rng), self.k_shot)
         try:
-            _, tokens = self.meter.complete_with_logprobs(prompt, ScorePredictions,
+            _, tokens = self.meter.complete_with_logprobs(prompt, scores_model(len(candidates)),
                                                           "tuner-surrogate", self.top_logprobs)
         except NoLogprobs:  # a server without log-probabilities: the spread of samples instead
             return LLMSurrogate(self.meter, self.task, n_samples=2, k_shot=self.k_shot).predict(

@@ -3,9 +3,12 @@
 Each proposal: the generator proposes a pool of untried configs; every surrogate is
 measured on the trials seen (held-out rank correlation over ``cv_folds`` folds); the
 surrogates are weighed by that trust, and an LLM (non-classical) surrogate gets weight only
-when it ranks the held-out trials at least as well as the best classical one; the config
-with the highest acquisition under the weighted mixture wins. A weak or broken LLM thus
-falls back to the classical surrogates. ``propose`` returns the weights with the config.
+when it ranks the held-out trials better than every classical one and than chance. An LLM
+candidate generator (``llm_generator``) is asked only in a trial where the LLM has earned
+that weight: what the LLM cannot predict, it does not get to propose either. The config
+with the highest acquisition under the weighted mixture wins. An LLM that earns no weight
+thus leaves every proposal exactly as the classical parts make it (the same config from the
+same random stream). ``propose`` returns the weights with the config.
 """
 
 from __future__ import annotations
@@ -108,8 +111,11 @@ class SurrogateSampler:
                  surrogates: Sequence[Surrogate] | None = None,
                  acquisition: Acquisition = ei_acquisition, *, n_candidates: int = 512,
                  n_startup: int = 5, meter: LLMMeter | None = None, llm_budget: int = 0,
-                 llm_calls_per_trial: int = 10) -> None:
+                 llm_calls_per_trial: int = 10, llm_generator: CandidateGenerator | None = None,
+                 llm_candidates: int = 5) -> None:
         self.generator = generator or LocalGenerator()
+        self.llm_generator = llm_generator
+        self.llm_candidates = llm_candidates
         self.surrogates = list(surrogates or [GPSurrogate()])
         self.acquisition = acquisition
         self.n_candidates = n_candidates
@@ -131,13 +137,20 @@ class SurrogateSampler:
         if self.meter is not None:
             spent = sum(int(r.tuner.get("llm_calls", 0)) for r in history)
             self.meter.start(max(0, min(self.llm_calls_per_trial, self.llm_budget - spent)))
-        pool = self._pool(history, space, rng, direction)
+        tried = {space.key(r.config) for r in history}
+        pool = self._pool(self.generator, history, space, rng, direction, self.n_candidates, tried)
         if not pool:
             return space.sample(rng), {"phase": "pool exhausted"}
         trust = self._trust(configs, y, space, rng)
+        generator = self.generator.name
+        if self.llm_generator is not None and self._llm_trusted(trust):
+            tried |= {space.key(c) for c in pool}
+            pool += self._pool(self.llm_generator, history, space, rng, direction,
+                               self.llm_candidates, tried)
+            generator = f"{generator}+{self.llm_generator.name}"
         choice = self._choose(pool, configs, y, space, rng, trust)
         info: dict[str, Any] = {
-            "phase": "model", "generator": self.generator.name, "weights": trust.weights,
+            "phase": "model", "generator": generator, "weights": trust.weights,
             "trust": {k: round(v, 4) for k, v in trust.scores.items()}}
         if trust.notes:
             info["notes"] = trust.notes
@@ -146,11 +159,15 @@ class SurrogateSampler:
                      "llm_dropped": len(self.meter.dropped)}
         return choice, info
 
-    def _pool(self, history: Sequence[TrialRecord], space: SearchSpace, rng: np.random.Generator,
-              direction: str) -> list[Config]:
-        raw = self.generator.propose(history, space, rng, self.n_candidates, direction=direction)
-        pool, _ = parse_proposals(space, raw, {space.key(r.config) for r in history})
+    @staticmethod
+    def _pool(generator: CandidateGenerator, history: Sequence[TrialRecord], space: SearchSpace,
+              rng: np.random.Generator, direction: str, n: int, tried: set[str]) -> list[Config]:
+        raw = generator.propose(history, space, rng, n, direction=direction)
+        pool, _ = parse_proposals(space, raw, tried)
         return pool
+
+    def _llm_trusted(self, trust: Trust) -> bool:
+        return any(trust.weights.get(s.name, 0.0) > 0 for s in self.surrogates if not s.classical)
 
     def _trust(self, configs: list[Config], y: np.ndarray, space: SearchSpace,
                rng: np.random.Generator) -> Trust:
