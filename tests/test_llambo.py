@@ -363,3 +363,19 @@ def test_the_generator_asks_for_its_count_under_the_narrowed_schema() -> None:
     assert seen[0]["properties"]["configs"]["maxItems"] == 2
     prompt = spy.calls[0][0][-1]["content"]
     assert '{"configs": [{ "C": ..., "depth": ..., "kernel": ... }, ...]} with at most 2' in prompt
+
+
+def test_a_trusted_llm_without_budget_to_predict_leaves_choice_and_random_stream_classical() -> None:
+    from hyperpilot.agents.tuner.factory import tuner_sampler
+
+    def answer(messages: list[dict[str, str]], schema: str) -> object:
+        scores = [round(truth(c), 4) for c in candidates_in(messages[-1]["content"])]
+        return reply_with_digit_odds(json.dumps({"scores": scores}), {})
+
+    llm = LLM(FunctionLLM(answer), transcript=Transcript(None), max_reasks=0)
+    with_llm, classical = np.random.default_rng(3), np.random.default_rng(3)
+    # A budget of 2: both trust folds are spent, nothing is left for candidates or predictions.
+    config, info = tuner_sampler(llm, "t", 2).propose(history(12), SPACE, with_llm)
+    assert info["weights"]["llm"] > 0 and info["llm_calls"] == 2
+    assert config == tuner_sampler(None, "t").suggest(history(12), SPACE, classical)
+    assert with_llm.random() == classical.random()  # the stream moved exactly as the classical one

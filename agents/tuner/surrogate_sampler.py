@@ -186,16 +186,25 @@ class SurrogateSampler:
     def _choose(self, pool: list[Config], configs: list[Config], y: np.ndarray, space: SearchSpace,
                 rng: np.random.Generator, trust: Trust) -> Config:
         classical = [s for s in self.surrogates if s.classical and trust.weights[s.name] > 0]
-        scores = self._acquire(classical, pool, configs, y, space, rng, trust)
+        parts = self._predict(classical, pool, configs, y, space, rng, trust)
+        scores = self._score(parts, y, len(pool))
         others = [s for s in self.surrogates if not s.classical and trust.weights[s.name] > 0]
         if not others:
             return pool[int(np.argmax(scores))]
-        shortlist = [pool[i] for i in np.argsort(-scores, kind="stable")[:SHORTLIST]]
-        scores = self._acquire(classical + others, shortlist, configs, y, space, rng, trust)
-        return shortlist[int(np.argmax(scores))]
+        order = np.argsort(-scores, kind="stable")[:SHORTLIST]
+        shortlist = [pool[i] for i in order]
+        extra = self._predict(others, shortlist, configs, y, space, rng, trust)
+        if not extra:  # the trusted LLM gave no predictions: exactly the classical choice
+            return shortlist[0]
+        # The classical predictions are reused on the shortlist, not refitted: a refit would
+        # draw from ``rng`` and move every later classical proposal.
+        parts = [(w, mean[order], std[order]) for w, mean, std in parts] + extra
+        return shortlist[int(np.argmax(self._score(parts, y, len(shortlist))))]
 
-    def _acquire(self, surrogates: list[Surrogate], pool: list[Config], configs: list[Config],
-                 y: np.ndarray, space: SearchSpace, rng: np.random.Generator, trust: Trust) -> np.ndarray:
+    @staticmethod
+    def _predict(surrogates: list[Surrogate], pool: list[Config], configs: list[Config],
+                 y: np.ndarray, space: SearchSpace, rng: np.random.Generator,
+                 trust: Trust) -> list[tuple[float, np.ndarray, np.ndarray]]:
         parts = []
         for surrogate in surrogates:
             try:
@@ -203,9 +212,13 @@ class SurrogateSampler:
             except SurrogateUnavailable as err:
                 trust.notes[surrogate.name] = str(err)
                 continue
-            parts.append((trust.weights[surrogate.name], mean, std))
+            parts.append((trust.weights[surrogate.name], np.asarray(mean), np.asarray(std)))
+        return parts
+
+    def _score(self, parts: list[tuple[float, np.ndarray, np.ndarray]], y: np.ndarray,
+               n: int) -> np.ndarray:
         if not parts:
-            return np.zeros(len(pool))
+            return np.zeros(n)
         total = sum(w for w, _, _ in parts) or 1.0
         mean, std = mixture([(w / total, m, s) for w, m, s in parts])
         scale = float(np.std(y)) or 1.0
