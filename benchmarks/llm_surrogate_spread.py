@@ -11,6 +11,11 @@ are evaluated and shown to the LLM, and --held-out more are predicted. Three var
 - ``logprobs``: every candidate in one greedy prompt; mean and spread from the digits' token
   probabilities (``LogprobSurrogate``); k calls (over k history shuffles) are mixed.
 
+- ``gp``: the classical reference, scikit-learn's GP (``GPSurrogate``) on the same shown
+  configs; no LLM calls. The tuner's trust gate gives an LLM surrogate weight only when it
+  ranks the trials better than this and than chance, so an LLM whose rho here is below the
+  GP's would rarely be trusted.
+
 For each variant and k: Spearman rank correlation of the predicted means with the measured
 held-out scores, and the Gaussian negative log-likelihood of those scores, with scores in
 units of the history's standard deviation (lower NLL is better; a zero spread is floored).
@@ -18,7 +23,9 @@ units of the history's standard deviation (lower NLL is better; a zero spread is
 Usage (needs the [local] extra, or any --llm that ``make_llm`` takes):
 
     python benchmarks/llm_surrogate_spread.py [--tasks wine:dt diabetes:svm iris:rf] \
-        [--history 12] [--held-out 8] [--samples 3] [--out benchmarks/results/llm_surrogate_spread]
+        [--history 12] [--held-out 8] [--samples 3] [--seed 0 [1 ...]] \
+        [--variants per-candidate batch logprobs gp] [--llm local:MODEL] \
+        [--out benchmarks/results/llm_surrogate_spread]
 
 Writes results.csv and results.md (command, versions, table) under --out.
 """
@@ -41,12 +48,13 @@ from hyperpilot.agents.llm import make_llm
 from hyperpilot.agents.tuner.llambo import LLMMeter, LLMSurrogate
 from hyperpilot.agents.tuner.llm_logprobs import LogprobSurrogate
 from hyperpilot.agents.tuner.surrogate_sampler import mixture
-from hyperpilot.agents.tuner.surrogates import SurrogateUnavailable
+from hyperpilot.agents.tuner.surrogates import GPSurrogate, SurrogateUnavailable
 from hyperpilot.pipelines.bench_llm import task_text
 from hyperpilot.pipelines.bench_tasks import BenchTask, make_task
 from hyperpilot.tools.types import Config
 
 Prediction = tuple[np.ndarray, np.ndarray]
+VARIANTS = ("per-candidate", "batch", "logprobs", "gp")
 
 
 def design(task: BenchTask, n: int, seed: int) -> tuple[list[Config], np.ndarray]:
@@ -82,7 +90,7 @@ def timed(llm: object, ask: Callable[[], Prediction]) -> tuple[Prediction | None
 
 
 def measure_task(llm: object, name: str, history: int, held_out: int, samples: int,
-                 seed: int) -> list[dict[str, object]]:
+                 seed: int, chosen: tuple[str, ...] = VARIANTS) -> list[dict[str, object]]:
     dataset, model = name.split(":")
     task = make_task(dataset, model, seed)
     configs, y = design(task, history + held_out, seed)
@@ -109,18 +117,26 @@ def measure_task(llm: object, name: str, history: int, held_out: int, samples: i
         return timed(llm, lambda: LogprobSurrogate(meter, text).predict(
             shown, y_shown, cands, space, np.random.default_rng([seed, 20 + r])))
 
-    variants = {"per-candidate": per_candidate, "batch": batch, "logprobs": logprobs}
+    def gp(r: int) -> tuple[Prediction | None, float]:
+        return GPSurrogate().predict(shown, y_shown, cands, space,
+                                     np.random.default_rng([seed, 30 + r])), 0.0
+
+    every = {"per-candidate": per_candidate, "batch": batch, "logprobs": logprobs, "gp": gp}
+    variants = {v: every[v] for v in chosen}
     runs: dict[str, list[tuple[Prediction | None, float]]] = {v: [] for v in variants}
     for r in range(samples):
         for variant, ask in variants.items():
-            runs[variant].append(ask(r))
-        print(f"{name} round {r + 1}: {[round(runs[v][-1][1], 1) for v in runs]} s", flush=True)
+            if variant != "gp" or r == 0:  # the GP is one deterministic fit
+                runs[variant].append(ask(r))
+        print(f"{name} seed {seed} round {r + 1}: {[round(runs[v][-1][1], 1) for v in runs]} s",
+              flush=True)
     rows = []
     for variant, got in runs.items():
-        for k in range(1, samples + 1):
+        for k in range(1, len(got) + 1):
             usable = [p for p, _ in got[:k] if p is not None]
-            calls = k * (held_out if variant == "per-candidate" else 1)
-            row: dict[str, object] = {"task": name, "variant": variant, "k": k, "calls": calls,
+            calls = k * {"per-candidate": held_out, "gp": 0}.get(variant, 1)
+            row: dict[str, object] = {"task": name, "seed": seed, "variant": variant, "k": k,
+                                      "calls": calls,
                                       "failed": k - len(usable),
                                       "seconds": round(sum(s for _, s in got[:k]), 1)}
             if usable:
@@ -131,14 +147,27 @@ def measure_task(llm: object, name: str, history: int, held_out: int, samples: i
     return rows
 
 
+def beats_gp(frame: pd.DataFrame) -> pd.Series:
+    """Per row: whether its rho is above the GP's on the same task and seed (NaN without a GP)."""
+    if "gp" not in set(frame["variant"]):
+        return pd.Series(np.nan, index=frame.index)
+    gp = frame[frame["variant"] == "gp"].set_index(["task", "seed"])["rho"]
+    ref = frame.set_index(["task", "seed"]).index.map(lambda key: gp.get(key, np.nan))
+    return pd.Series(np.where(np.isnan(ref), np.nan, frame["rho"].to_numpy() > ref), index=frame.index)
+
+
 def markdown(frame: pd.DataFrame, header: list[str]) -> str:
+    frame = frame.assign(beats=beats_gp(frame))
     table = frame.groupby(["variant", "k"]).agg(
-        calls=("calls", "mean"), rho=("rho", "mean"), nll=("nll", "median"),
+        calls=("calls", "mean"), rho=("rho", "mean"), median_rho=("rho", "median"),
+        beats=("beats", "mean"), nll=("nll", "median"),
         failed=("failed", "sum"), seconds=("seconds", "mean")).reset_index()
-    lines = ["| variant | k | LLM calls per prediction | mean Spearman rho | median NLL | "
-             "failed | model seconds |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r.variant} | {r.k} | {r.calls:.0f} | {r.rho:.3f} | {r.nll:.2f} | {r.failed} | "
-              f"{r.seconds:.0f} |" for r in table.itertuples()]
+    lines = ["| variant | k | LLM calls per prediction | mean Spearman rho | median rho | "
+             "share above the GP's rho | median NLL | failed | model seconds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.variant} | {r.k} | {r.calls:.0f} | {r.rho:.3f} | {r.median_rho:.3f} | "
+              f"{'' if np.isnan(r.beats) or r.variant == 'gp' else f'{r.beats:.0%}'} | "
+              f"{r.nll:.2f} | {r.failed} | {r.seconds:.0f} |" for r in table.itertuples()]
     return "\n".join(["# LLM surrogate spread: sampling vs batch vs token log-probabilities", "",
                       *header, "", *lines, ""])
 
@@ -149,7 +178,9 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=12)
     parser.add_argument("--held-out", type=int, default=8)
     parser.add_argument("--samples", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="one or more seeds; each draws its own configs per task")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--llm", default="local")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/llm_surrogate_spread"))
     args = parser.parse_args()
@@ -158,8 +189,9 @@ def main() -> int:
         parser.error("--llm none has no model to measure")
     started = time.perf_counter()
     try:
-        rows = [row for task in args.tasks for row in
-                measure_task(llm, task, args.history, args.held_out, args.samples, args.seed)]
+        rows = [row for task in args.tasks for seed in args.seed for row in
+                measure_task(llm, task, args.history, args.held_out, args.samples, seed,
+                             tuple(args.variants))]
     finally:
         llm.close()
     frame = pd.DataFrame(rows)
@@ -170,8 +202,9 @@ def main() -> int:
     header = [f"- Command: `python {' '.join(sys.argv)}`",
               f"- LLM: {name}; {llm.usage.calls} calls, {llm.usage.seconds:.0f} s of model time, "
               f"{time.perf_counter() - started:.0f} s wall",
-              f"- Tasks: {', '.join(args.tasks)} (seed {args.seed}); {args.history} evaluated configs "
-              f"shown, {args.held_out} held out; Python {platform.python_version()}, {versions}"]
+              f"- Tasks: {', '.join(args.tasks)} (seeds {', '.join(map(str, args.seed))}); "
+              f"{args.history} evaluated configs shown, {args.held_out} held out; "
+              f"Python {platform.python_version()}, {versions}"]
     (args.out / "results.md").write_text(markdown(frame, header))
     print((args.out / "results.md").read_text())
     return 0

@@ -240,3 +240,36 @@ def test_llm_trust_counts_weight_and_the_llm_configs_that_were_measured(tmp_path
     assert facts["calls"] == 2 and facts["seconds"] == 6.0
     text = _trust_script().report(tmp_path, "llambo-local", "surrogate")
     assert "(1 tasks)" in text and "| 30 | 1 | 0 | 0 | +0.1000 | +0.1000 |" in text
+
+
+# --- benchmarks/llm_surrogate_spread.py: an LLM surrogate against the GP ------------
+
+
+def _spread_script():
+    import importlib.util
+    import sys
+
+    path = Path(__file__).parents[1] / "benchmarks" / "llm_surrogate_spread.py"
+    spec = importlib.util.spec_from_file_location("llm_surrogate_spread", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["llm_surrogate_spread"] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_llm_surrogate_spread_sets_a_noise_llm_beside_the_gp() -> None:
+    from hyperpilot.pipelines.bench_llm import NoiseLLM
+
+    script = _spread_script()
+    rows = script.measure_task(NoiseLLM(0), "iris:dt", 8, 6, 2, 0, ("batch", "gp"))
+    gp = [r for r in rows if r["variant"] == "gp"]
+    assert len(gp) == 1 and gp[0]["calls"] == 0 and gp[0]["seconds"] == 0.0
+    assert [r["k"] for r in rows if r["variant"] == "batch"] == [1, 2]
+    assert all(-1.0 <= r["rho"] <= 1.0 for r in rows)
+    frame = pd.DataFrame(rows)
+    beats = script.beats_gp(frame)
+    gp_rho = gp[0]["rho"]
+    assert list(beats[frame["variant"] == "batch"]) == [float(r["rho"] > gp_rho) for r in rows
+                                                        if r["variant"] == "batch"]
+    text = script.markdown(frame, ["- header"])
+    assert "| gp | 1 | 0 |" in text and "share above the GP's rho" in text
