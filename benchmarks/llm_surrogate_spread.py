@@ -140,7 +140,7 @@ def measure_task(llm: object, name: str, history: int, held_out: int, samples: i
                                       "failed": k - len(usable),
                                       "seconds": round(sum(s for _, s in got[:k]), 1)}
             if usable:
-                pred = (from_gaussians(usable) if variant == "logprobs"
+                pred = (from_gaussians(usable) if variant in ("logprobs", "gp")
                         else from_samples([p[0] for p in usable]))
                 row["rho"], row["nll"] = metrics(pred, truth, scale, floor)
             rows.append(row)

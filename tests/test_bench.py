@@ -13,6 +13,7 @@ from fakes import FunctionLLM
 from threadpoolctl import threadpool_limits
 
 from hyperpilot.agents.llm import LLM
+from hyperpilot.agents.tuner.surrogates import GPSurrogate
 from hyperpilot.pipelines import bench, bench_llm
 from hyperpilot.pipelines.bench_llm import (
     LLM_BUDGET_ENV,
@@ -271,5 +272,11 @@ def test_llm_surrogate_spread_sets_a_noise_llm_beside_the_gp() -> None:
     gp_rho = gp[0]["rho"]
     assert list(beats[frame["variant"] == "batch"]) == [float(r["rho"] > gp_rho) for r in rows
                                                         if r["variant"] == "batch"]
+    task = make_task("iris", "dt", 0)  # the GP row's NLL uses the GP's own spread
+    configs, y = script.design(task, 14, 0)
+    pred = GPSurrogate().predict(configs[:8], y[:8], configs[8:], task.space,
+                                 np.random.default_rng([0, 30]))
+    scale, floor = float(np.std(y[:8])) or 1.0, 1e-3 * (float(np.ptp(y[:8])) or 1.0)
+    assert gp[0]["nll"] == pytest.approx(script.metrics(pred, y[8:], scale, floor)[1])
     text = script.markdown(frame, ["- header"])
     assert "| gp | 1 | 0 |" in text and "share above the GP's rho" in text
