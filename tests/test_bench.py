@@ -197,16 +197,20 @@ def test_a_missing_recording_stops_the_benchmark_in_one_line(
 # --- benchmarks/llm_trust.py: what the LLM did in a run ------------------------------
 
 
-def _trust_script():  # a benchmark script, not part of the package
+def _script(name: str):  # a benchmark script, not part of the package
     import importlib.util
     import sys
 
-    path = Path(__file__).parents[1] / "benchmarks" / "llm_trust.py"
-    spec = importlib.util.spec_from_file_location("llm_trust", path)
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["llm_trust"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
+
+
+def _trust_script():
+    return _script("llm_trust")
 
 
 def _write_lines(path: Path, rows: list[dict]) -> None:
@@ -246,22 +250,10 @@ def test_llm_trust_counts_weight_and_the_llm_configs_that_were_measured(tmp_path
 # --- benchmarks/llm_surrogate_spread.py: an LLM surrogate against the GP ------------
 
 
-def _spread_script():
-    import importlib.util
-    import sys
-
-    path = Path(__file__).parents[1] / "benchmarks" / "llm_surrogate_spread.py"
-    spec = importlib.util.spec_from_file_location("llm_surrogate_spread", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["llm_surrogate_spread"] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
 def test_llm_surrogate_spread_sets_a_noise_llm_beside_the_gp() -> None:
     from hyperpilot.pipelines.bench_llm import NoiseLLM
 
-    script = _spread_script()
+    script = _script("llm_surrogate_spread")
     rows = script.measure_task(NoiseLLM(0), "iris:dt", 8, 6, 2, 0, ("batch", "gp"))
     gp = [r for r in rows if r["variant"] == "gp"]
     assert len(gp) == 1 and gp[0]["calls"] == 0 and gp[0]["seconds"] == 0.0
