@@ -166,7 +166,7 @@ def _finished(out: Path, task: tuple[str, str, int], methods: Sequence[str]
 
 def _header(plan: Plan, command: str, seconds: float, jobs: int, skipped: list[str]) -> str:
     versions = ", ".join(f"{p} {_version(p)}" for p in
-                         ("hyperpilot", "scikit-learn", "numpy", "optuna", "scikit-optimize"))
+                         ("hyperpilot", "scikit-learn", "numpy", "optuna", "scikit-optimize", "greenlet"))
     lines = [f"Command: `{command or 'hyperpilot bench tuner'}`",
              f"Tasks: {len(plan.datasets)} datasets x {len(plan.models)} models x "
              f"{len(plan.seeds)} seeds ({', '.join(plan.datasets)}; {', '.join(plan.models)}); "
