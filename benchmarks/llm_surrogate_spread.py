@@ -2,7 +2,8 @@
 token log-probabilities; which costs fewer LLM calls for the same accuracy.
 
 On a few benchmark tasks (``hyperpilot bench tuner``'s protocol), --history random configs
-are evaluated and shown to the LLM, and --held-out more are predicted. Three variants:
+are evaluated and shown to the LLM, and --held-out more are predicted. Three LLM variants and
+a classical reference:
 
 - ``per-candidate``: one candidate per prompt, sampled at temperature 0.7 (LLAMBO's
   original surrogate); k samples of every candidate cost k x held-out calls.
@@ -10,7 +11,6 @@ are evaluated and shown to the LLM, and --held-out more are predicted. Three var
   ``LLMSurrogate``); k samples cost k calls.
 - ``logprobs``: every candidate in one greedy prompt; mean and spread from the digits' token
   probabilities (``LogprobSurrogate``); k calls (over k history shuffles) are mixed.
-
 - ``gp``: the classical reference, scikit-learn's GP (``GPSurrogate``) on the same shown
   configs; no LLM calls. The tuner's trust gate gives an LLM surrogate weight only when it
   ranks the trials better than this and than chance, so an LLM whose rho here is below the
@@ -149,10 +149,8 @@ def measure_task(llm: object, name: str, history: int, held_out: int, samples: i
 
 def beats_gp(frame: pd.DataFrame) -> pd.Series:
     """Per row: whether its rho is above the GP's on the same task and seed (NaN without a GP)."""
-    if "gp" not in set(frame["variant"]):
-        return pd.Series(np.nan, index=frame.index)
-    gp = frame[frame["variant"] == "gp"].set_index(["task", "seed"])["rho"]
-    ref = frame.set_index(["task", "seed"]).index.map(lambda key: gp.get(key, np.nan))
+    gp = frame.loc[frame["variant"] == "gp", ["task", "seed", "rho"]]
+    ref = frame.merge(gp, on=["task", "seed"], how="left", suffixes=("", "_gp"))["rho_gp"].to_numpy()
     return pd.Series(np.where(np.isnan(ref), np.nan, frame["rho"].to_numpy() > ref), index=frame.index)
 
 

@@ -209,10 +209,6 @@ def _script(name: str):  # a benchmark script, not part of the package
     return module
 
 
-def _trust_script():
-    return _script("llm_trust")
-
-
 def _write_lines(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
@@ -239,11 +235,11 @@ def test_llm_trust_counts_weight_and_the_llm_configs_that_were_measured(tmp_path
             for n in (10, 30)]
     (tmp_path / "tasks" / "wine-ada-0.json").write_text(json.dumps({"rows": rows}))
 
-    facts = _trust_script().task_facts(folder / "wine-ada-0.jsonl")
+    facts = _script("llm_trust").task_facts(folder / "wine-ada-0.jsonl")
     assert (facts["trials"], facts["asked"], facts["weighted"], facts["chosen"]) == (2, 1, 1, 1)
     assert facts["new"] == 1  # the named config was untried when the LLM was asked
     assert facts["calls"] == 2 and facts["seconds"] == 6.0
-    text = _trust_script().report(tmp_path, "llambo-local", "surrogate")
+    text = _script("llm_trust").report(tmp_path, "llambo-local", "surrogate")
     assert "(1 tasks)" in text and "| 30 | 1 | 0 | 0 | +0.1000 | +0.1000 |" in text
 
 
@@ -251,10 +247,8 @@ def test_llm_trust_counts_weight_and_the_llm_configs_that_were_measured(tmp_path
 
 
 def test_llm_surrogate_spread_sets_a_noise_llm_beside_the_gp() -> None:
-    from hyperpilot.pipelines.bench_llm import NoiseLLM
-
     script = _script("llm_surrogate_spread")
-    rows = script.measure_task(NoiseLLM(0), "iris:dt", 8, 6, 2, 0, ("batch", "gp"))
+    rows = script.measure_task(bench_llm.NoiseLLM(0), "iris:dt", 8, 6, 2, 0, ("batch", "gp"))
     gp = [r for r in rows if r["variant"] == "gp"]
     assert len(gp) == 1 and gp[0]["calls"] == 0 and gp[0]["seconds"] == 0.0
     assert [r["k"] for r in rows if r["variant"] == "batch"] == [1, 2]
