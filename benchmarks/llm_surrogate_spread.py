@@ -49,8 +49,8 @@ from hyperpilot.agents.tuner.llambo import LLMMeter, LLMSurrogate
 from hyperpilot.agents.tuner.llm_logprobs import LogprobSurrogate
 from hyperpilot.agents.tuner.surrogate_sampler import mixture
 from hyperpilot.agents.tuner.surrogates import GPSurrogate, SurrogateUnavailable
-from hyperpilot.pipelines.bench_llm import task_text
-from hyperpilot.pipelines.bench_tasks import BenchTask, make_task
+from hyperpilot.pipelines.bench.llm import task_text
+from hyperpilot.pipelines.bench.tasks import BenchTask, make_task
 from hyperpilot.tools.types import Config
 
 Prediction = tuple[np.ndarray, np.ndarray]

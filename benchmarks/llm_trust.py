@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from hyperpilot.pipelines.bench_tasks import REGRESSION, search_space
+from hyperpilot.pipelines.bench.tasks import REGRESSION, search_space
 from hyperpilot.tools.space_text import parse_proposals
 
 

@@ -135,7 +135,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from hyperpilot.pipelines.bench import main as bench_main
+    from hyperpilot.pipelines.bench.main import main as bench_main
 
     def names(text: str | None) -> list[str] | None:
         return [n.strip() for n in text.split(",") if n.strip()] if text else None

@@ -14,8 +14,9 @@ from threadpoolctl import threadpool_limits
 
 from hyperpilot.agents.llm import LLM
 from hyperpilot.agents.tuner.surrogates import GPSurrogate
-from hyperpilot.pipelines import bench, bench_llm
-from hyperpilot.pipelines.bench_llm import (
+from hyperpilot.pipelines.bench import llm as bench_llm
+from hyperpilot.pipelines.bench import main as bench_main
+from hyperpilot.pipelines.bench.llm import (
     LLM_BUDGET_ENV,
     LLM_SPEC_ENV,
     TRANSCRIPTS_ENV,
@@ -25,9 +26,9 @@ from hyperpilot.pipelines.bench_llm import (
     local_model_method,
     run_recorded,
 )
-from hyperpilot.pipelines.bench_methods import MethodUnavailable, Trace
-from hyperpilot.pipelines.bench_summary import add_regret_and_rank
-from hyperpilot.pipelines.bench_tasks import BenchTask, make_task
+from hyperpilot.pipelines.bench.methods import MethodUnavailable, Trace
+from hyperpilot.pipelines.bench.summary import add_regret_and_rank
+from hyperpilot.pipelines.bench.tasks import BenchTask, make_task
 from hyperpilot.pipelines.cli import main
 from hyperpilot.tools.types import Config
 
@@ -52,12 +53,12 @@ def test_regret_and_rank_are_relative_to_the_best_known_and_the_initial_design()
 
 
 def test_a_small_run_writes_results_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench, "N_TRIALS", 5)
+    monkeypatch.setattr(bench_main, "N_TRIALS", 5)
     monkeypatch.setenv("HYPERPILOT_LLAMA_SERVER", str(tmp_path / "no-llama-server"))  # no local model
-    plan = bench.Plan(("iris",), ("dt",), (0,), ["random", "tpe", "surrogate-noise-llm", "llambo-local"])
-    results = bench.run_benchmark(plan, tmp_path, jobs=1, command="hyperpilot bench tuner --test")
+    plan = bench_main.Plan(("iris",), ("dt",), (0,), ["random", "tpe", "surrogate-noise-llm", "llambo-local"])
+    results = bench_main.run_benchmark(plan, tmp_path, jobs=1, command="hyperpilot bench tuner --test")
     saved = pd.read_csv(tmp_path / "results.csv")
-    assert list(saved.columns) == bench.COLUMNS and len(saved) == len(results) == 9
+    assert list(saved.columns) == bench_main.COLUMNS and len(saved) == len(results) == 9
     assert set(saved["method"]) == {"random", "tpe", "surrogate-noise-llm"}
     assert (saved[saved["n_evals"] == 5]["best_cv"].nunique()) == 1  # the shared initial design
     summary = (tmp_path / "summary.md").read_text()
@@ -68,19 +69,19 @@ def test_a_small_run_writes_results_and_summary(tmp_path: Path, monkeypatch: pyt
 
 def test_an_interrupted_run_resumes_its_finished_tasks(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench, "N_TRIALS", 3)
-    first = bench.run_benchmark(bench.Plan(("iris",), ("dt",), (0,), ["random"]), tmp_path, jobs=1)
+    monkeypatch.setattr(bench_main, "N_TRIALS", 3)
+    first = bench_main.run_benchmark(bench_main.Plan(("iris",), ("dt",), (0,), ["random"]), tmp_path, jobs=1)
     calls: list[tuple[str, str, int]] = []
-    real = bench.run_task
+    real = bench_main.run_task
 
     def counted(dataset: str, model: str, seed: int, methods: list[str]) -> object:
         calls.append((dataset, model, seed))
         return real(dataset, model, seed, methods)
 
-    monkeypatch.setattr(bench, "run_task", counted)
-    both = bench.run_benchmark(bench.Plan(("iris",), ("dt",), (0, 1), ["random"]), tmp_path, jobs=1)
+    monkeypatch.setattr(bench_main, "run_task", counted)
+    both = bench_main.run_benchmark(bench_main.Plan(("iris",), ("dt",), (0, 1), ["random"]), tmp_path, jobs=1)
     assert calls == [("iris", "dt", 1)] and len(both) == 2 * len(first)
-    again = bench.run_benchmark(bench.Plan(("iris",), ("dt",), (0,), ["random", "tpe"]), tmp_path,
+    again = bench_main.run_benchmark(bench_main.Plan(("iris",), ("dt",), (0,), ["random", "tpe"]), tmp_path,
                                 jobs=1)
     assert calls[-1] == ("iris", "dt", 0) and set(again["method"]) == {"random", "tpe"}
 
@@ -98,8 +99,8 @@ RECORDED = Path(__file__).parent / "data" / "llambo-local"
 
 
 def initial_design(task: BenchTask) -> list[Config]:
-    rng = np.random.default_rng([task.seed, 2024])  # as bench.run_task draws it
-    return [task.space.sample(rng) for _ in range(bench.N_INITIAL)]
+    rng = np.random.default_rng([task.seed, 2024])  # as bench_main.run_task draws it
+    return [task.space.sample(rng) for _ in range(bench_main.N_INITIAL)]
 
 
 def read_lines(path: Path) -> list[dict]:
@@ -112,8 +113,8 @@ def test_the_recorded_local_model_run_replays_exactly(tmp_path: Path,
     monkeypatch.delenv(LLM_BUDGET_ENV, raising=False)  # the budget comes from the recording's run.json
     monkeypatch.setenv(TRANSCRIPTS_ENV, str(tmp_path))
     task = make_task("wine", "dt", 0)
-    with threadpool_limits(limits=1):  # as bench.run_task runs every method
-        trace = llm_method(task, initial_design(task), bench.N_TRIALS, 0)
+    with threadpool_limits(limits=1):  # as bench_main.run_task runs every method
+        trace = llm_method(task, initial_design(task), bench_main.N_TRIALS, 0)
     recorded = read_lines(RECORDED / "wine-dt-0.trials.jsonl")
     assert outcomes(trace) == [(r["config"], r["score"]) for r in recorded]
     replayed = read_lines(tmp_path / "llambo" / "wine-dt-0.trials.jsonl")
@@ -185,7 +186,7 @@ def test_the_local_model_method_is_unavailable_in_one_line_without_the_model(
 
 def test_a_missing_recording_stops_the_benchmark_in_one_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    for name in (LLM_SPEC_ENV, TRANSCRIPTS_ENV):  # bench.main sets them; restore them afterwards
+    for name in (LLM_SPEC_ENV, TRANSCRIPTS_ENV):  # bench_main.main sets them; restore them afterwards
         monkeypatch.setenv(name, "")
     argv = ["bench", "tuner", "--methods", "llambo", "--llm", f"replay:{tmp_path / 'none'}",
             "--datasets", "iris", "--models", "dt", "--seeds", "1", "--jobs", "1", "--out", str(tmp_path)]

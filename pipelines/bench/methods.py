@@ -15,7 +15,7 @@ import numpy as np
 
 from hyperpilot.agents.tuner.samplers import Sampler, make_sampler
 from hyperpilot.agents.tuner.study import Study
-from hyperpilot.pipelines.bench_tasks import BenchTask
+from hyperpilot.pipelines.bench.tasks import BenchTask
 from hyperpilot.tools.space import CategoricalDim, FloatDim, SearchSpace
 from hyperpilot.tools.types import Config
 
@@ -143,6 +143,6 @@ METHODS: dict[str, Runner] = {
 
 
 def all_methods() -> dict[str, Runner]:
-    from hyperpilot.pipelines.bench_llm import LLM_METHODS
+    from hyperpilot.pipelines.bench.llm import LLM_METHODS
 
     return {**METHODS, "surrogate": hyperpilot_method("surrogate"), **LLM_METHODS}

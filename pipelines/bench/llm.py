@@ -25,8 +25,8 @@ from pydantic import BaseModel
 from hyperpilot.agents.llm import LLM, ChatReply, Transcript, Usage
 from hyperpilot.agents.tuner.factory import tuner_sampler
 from hyperpilot.agents.tuner.samplers import Sampler
-from hyperpilot.pipelines.bench_methods import MethodUnavailable, Runner, Trace, run_sampler
-from hyperpilot.pipelines.bench_tasks import BenchTask
+from hyperpilot.pipelines.bench.methods import MethodUnavailable, Runner, Trace, run_sampler
+from hyperpilot.pipelines.bench.tasks import BenchTask
 from hyperpilot.tools.errors import HyperpilotError, LLMUnavailableError
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.types import Config, TrialRecord

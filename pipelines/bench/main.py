@@ -24,9 +24,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from hyperpilot.pipelines.bench_methods import MethodUnavailable, Trace, all_methods
-from hyperpilot.pipelines.bench_summary import summary_markdown
-from hyperpilot.pipelines.bench_tasks import DATASETS, MODELS, BenchTask, make_task
+from hyperpilot.pipelines.bench.methods import MethodUnavailable, Trace, all_methods
+from hyperpilot.pipelines.bench.summary import summary_markdown
+from hyperpilot.pipelines.bench.tasks import DATASETS, MODELS, BenchTask, make_task
 
 N_INITIAL, N_TRIALS = 5, 25
 CHECKPOINTS = (5, 10, 30)
@@ -191,7 +191,7 @@ def main(quick: bool, methods: Sequence[str] | None, out: Path, jobs: int,
     processes through the environment."""
     import os
 
-    from hyperpilot.pipelines.bench_llm import LLM_BUDGET_ENV, LLM_SPEC_ENV, TRANSCRIPTS_ENV
+    from hyperpilot.pipelines.bench.llm import LLM_BUDGET_ENV, LLM_SPEC_ENV, TRANSCRIPTS_ENV
 
     os.environ[TRANSCRIPTS_ENV] = str(out / "transcripts")  # the LLM methods' recordings
     if llm:
