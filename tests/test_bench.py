@@ -26,6 +26,7 @@ from hyperpilot.pipelines.bench.llm import (
     local_model_method,
     run_recorded,
 )
+from hyperpilot.pipelines.bench.main import BenchGrid
 from hyperpilot.pipelines.bench.methods import MethodUnavailable, Trace
 from hyperpilot.pipelines.bench.summary import add_regret_and_rank
 from hyperpilot.pipelines.bench.tasks import BenchTask, make_task
@@ -55,8 +56,8 @@ def test_regret_and_rank_are_relative_to_the_best_known_and_the_initial_design()
 def test_a_small_run_writes_results_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench_main, "N_TRIALS", 5)
     monkeypatch.setenv("HYPERPILOT_LLAMA_SERVER", str(tmp_path / "no-llama-server"))  # no local model
-    plan = bench_main.Plan(("iris",), ("dt",), (0,), ["random", "tpe", "surrogate-noise-llm", "llambo-local"])
-    results = bench_main.run_benchmark(plan, tmp_path, jobs=1, command="hyperpilot bench tuner --test")
+    grid = BenchGrid(("iris",), ("dt",), (0,), ["random", "tpe", "surrogate-noise-llm", "llambo-local"])
+    results = bench_main.run_benchmark(grid, tmp_path, jobs=1, command="hyperpilot bench tuner --test")
     saved = pd.read_csv(tmp_path / "results.csv")
     assert list(saved.columns) == bench_main.COLUMNS and len(saved) == len(results) == 9
     assert set(saved["method"]) == {"random", "tpe", "surrogate-noise-llm"}
@@ -70,19 +71,19 @@ def test_a_small_run_writes_results_and_summary(tmp_path: Path, monkeypatch: pyt
 def test_an_interrupted_run_resumes_its_finished_tasks(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench_main, "N_TRIALS", 3)
-    first = bench_main.run_benchmark(bench_main.Plan(("iris",), ("dt",), (0,), ["random"]), tmp_path, jobs=1)
+    first = bench_main.run_benchmark(BenchGrid(("iris",), ("dt",), (0,), ["random"]), tmp_path, jobs=1)
     calls: list[tuple[str, str, int]] = []
-    real = bench_main.run_task
+    real = bench_main.run_bench_task
 
     def counted(dataset: str, model: str, seed: int, methods: list[str]) -> object:
         calls.append((dataset, model, seed))
         return real(dataset, model, seed, methods)
 
-    monkeypatch.setattr(bench_main, "run_task", counted)
-    both = bench_main.run_benchmark(bench_main.Plan(("iris",), ("dt",), (0, 1), ["random"]), tmp_path, jobs=1)
+    monkeypatch.setattr(bench_main, "run_bench_task", counted)
+    both = bench_main.run_benchmark(BenchGrid(("iris",), ("dt",), (0, 1), ["random"]), tmp_path, jobs=1)
     assert calls == [("iris", "dt", 1)] and len(both) == 2 * len(first)
-    again = bench_main.run_benchmark(bench_main.Plan(("iris",), ("dt",), (0,), ["random", "tpe"]), tmp_path,
-                                jobs=1)
+    again = bench_main.run_benchmark(BenchGrid(("iris",), ("dt",), (0,), ["random", "tpe"]), tmp_path,
+                                     jobs=1)
     assert calls[-1] == ("iris", "dt", 0) and set(again["method"]) == {"random", "tpe"}
 
 
@@ -99,7 +100,7 @@ RECORDED = Path(__file__).parent / "data" / "llambo-local"
 
 
 def initial_design(task: BenchTask) -> list[Config]:
-    rng = np.random.default_rng([task.seed, 2024])  # as bench_main.run_task draws it
+    rng = np.random.default_rng([task.seed, 2024])  # as bench_main.run_bench_task draws it
     return [task.space.sample(rng) for _ in range(bench_main.N_INITIAL)]
 
 
@@ -113,7 +114,7 @@ def test_the_recorded_local_model_run_replays_exactly(tmp_path: Path,
     monkeypatch.delenv(LLM_BUDGET_ENV, raising=False)  # the budget comes from the recording's run.json
     monkeypatch.setenv(TRANSCRIPTS_ENV, str(tmp_path))
     task = make_task("wine", "dt", 0)
-    with threadpool_limits(limits=1):  # as bench_main.run_task runs every method
+    with threadpool_limits(limits=1):  # as bench_main.run_bench_task runs every method
         trace = llm_method(task, initial_design(task), bench_main.N_TRIALS, 0)
     recorded = read_lines(RECORDED / "wine-dt-0.trials.jsonl")
     assert outcomes(trace) == [(r["config"], r["score"]) for r in recorded]

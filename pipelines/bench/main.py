@@ -38,7 +38,9 @@ COLUMNS = ["method", "dataset", "model", "seed", "n_evals", "best_cv", "test_of_
 
 
 @dataclass(frozen=True)
-class Plan:
+class BenchGrid:
+    """The tasks a benchmark runs (datasets x models x seeds) and the methods run on each."""
+
     datasets: Sequence[str]
     models: Sequence[str]
     seeds: Sequence[int]
@@ -49,27 +51,28 @@ class Plan:
         return list(itertools.product(self.datasets, self.models, self.seeds))
 
 
-def make_plan(quick: bool, methods: Sequence[str] | None, datasets: Sequence[str] | None = None,
-              models: Sequence[str] | None = None, seeds: int | None = None) -> Plan:
+def make_grid(quick: bool, methods: Sequence[str] | None, datasets: Sequence[str] | None = None,
+              models: Sequence[str] | None = None, seeds: int | None = None) -> BenchGrid:
     """The grid of ``--quick`` or the full protocol; ``datasets``, ``models`` and ``seeds``
     (the first N) narrow it."""
-    grid = dict(QUICK if quick else FULL)
+    axes = dict(QUICK if quick else FULL)
     for key, chosen_values, allowed in (("datasets", datasets, DATASETS), ("models", models, MODELS)):
         if chosen_values:
             bad = [v for v in chosen_values if v not in allowed]
             if bad:
                 raise ValueError(f"unknown {key} {bad}; choose from {', '.join(allowed)}")
-            grid[key] = tuple(chosen_values)
+            axes[key] = tuple(chosen_values)
     if seeds:
-        grid["seeds"] = tuple(range(seeds))
+        axes["seeds"] = tuple(range(seeds))
     chosen = list(methods or DEFAULT_METHODS)
     unknown = [m for m in chosen if m not in all_methods()]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {', '.join(all_methods())}")
-    return Plan(grid["datasets"], grid["models"], grid["seeds"], chosen)  # type: ignore[arg-type]
+    return BenchGrid(axes["datasets"], axes["models"], axes["seeds"], chosen)  # type: ignore[arg-type]
 
 
-def run_task(dataset: str, model: str, seed: int, methods: Sequence[str]) -> tuple[list[dict], list[str]]:
+def run_bench_task(dataset: str, model: str, seed: int, methods: Sequence[str]
+                   ) -> tuple[list[dict], list[str]]:
     """Every method on one task: its result rows and the methods it had to skip (why)."""
     task = make_task(dataset, model, seed)
     methods_by_name = all_methods()
@@ -101,22 +104,22 @@ def checkpoint_rows(method: str, task: BenchTask, trace: Trace) -> list[dict]:
     return rows
 
 
-def run_benchmark(plan: Plan, out: Path, jobs: int = 2, command: str = "") -> pd.DataFrame:
-    """Run ``plan``'s tasks and write ``results.csv`` and ``summary.md`` into ``out``.
+def run_benchmark(grid: BenchGrid, out: Path, jobs: int = 2, command: str = "") -> pd.DataFrame:
+    """Run ``grid``'s tasks and write ``results.csv`` and ``summary.md`` into ``out``.
 
     Each finished task's rows are also kept in ``out/tasks/`` as it finishes, and a task
     already there (with every method asked for) is not run again: an interrupted run picks
     up where it stopped when given the same ``--out``.
     """
     started = time.perf_counter()
-    done = {task: rows for task in plan.tasks if (rows := _finished(out, task, plan.methods))}
-    todo = [task for task in plan.tasks if task not in done]
+    done = {task: rows for task in grid.tasks if (rows := _finished(out, task, grid.methods))}
+    todo = [task for task in grid.tasks if task not in done]
     if done:
-        print(f"resuming: {len(done)} of {len(plan.tasks)} tasks already in {out / 'tasks'}",
+        print(f"resuming: {len(done)} of {len(grid.tasks)} tasks already in {out / 'tasks'}",
               flush=True)
     outcomes = list(done.values())
     runs = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-        delayed(_task_outcome)(d, m, s, plan.methods) for d, m, s in todo)
+        delayed(_task_outcome)(d, m, s, grid.methods) for d, m, s in todo)
     for count, (task, task_rows, reasons) in enumerate(runs, start=1):
         _keep(out, task, task_rows, reasons)
         outcomes.append((task_rows, reasons))
@@ -126,14 +129,14 @@ def run_benchmark(plan: Plan, out: Path, jobs: int = 2, command: str = "") -> pd
     results = pd.DataFrame(rows, columns=COLUMNS)
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / "results.csv", index=False)
-    header = _header(plan, command, time.perf_counter() - started, jobs, skipped)
+    header = _header(grid, command, time.perf_counter() - started, jobs, skipped)
     (out / "summary.md").write_text(summary_markdown(results, header) + "\n")
     return results
 
 
 def _task_outcome(dataset: str, model: str, seed: int, methods: Sequence[str]
                   ) -> tuple[tuple[str, str, int], list[dict], list[str]]:
-    rows, skipped = run_task(dataset, model, seed, methods)
+    rows, skipped = run_bench_task(dataset, model, seed, methods)
     return (dataset, model, seed), rows, skipped
 
 
@@ -164,12 +167,12 @@ def _finished(out: Path, task: tuple[str, str, int], methods: Sequence[str]
     return rows, [r for r in kept["skipped"] if r.split(":")[0] in methods]
 
 
-def _header(plan: Plan, command: str, seconds: float, jobs: int, skipped: list[str]) -> str:
+def _header(grid: BenchGrid, command: str, seconds: float, jobs: int, skipped: list[str]) -> str:
     versions = ", ".join(f"{p} {_version(p)}" for p in
                          ("hyperpilot", "scikit-learn", "numpy", "optuna", "scikit-optimize", "greenlet"))
     lines = [f"Command: `{command or 'hyperpilot bench tuner'}`",
-             f"Tasks: {len(plan.datasets)} datasets x {len(plan.models)} models x "
-             f"{len(plan.seeds)} seeds ({', '.join(plan.datasets)}; {', '.join(plan.models)}); "
+             f"Tasks: {len(grid.datasets)} datasets x {len(grid.models)} models x "
+             f"{len(grid.seeds)} seeds ({', '.join(grid.datasets)}; {', '.join(grid.models)}); "
              f"{N_INITIAL} shared initial configs + {N_TRIALS} trials each",
              f"Wall time: {seconds:.0f} s on {jobs} worker processes; Python "
              f"{platform.python_version()}, {versions}"]
@@ -198,9 +201,9 @@ def main(quick: bool, methods: Sequence[str] | None, out: Path, jobs: int,
         os.environ[LLM_SPEC_ENV] = llm
     if llm_budget is not None:
         os.environ[LLM_BUDGET_ENV] = str(llm_budget)
-    plan = make_plan(quick, methods, **(narrow or {}))
+    grid = make_grid(quick, methods, **(narrow or {}))
     command = "hyperpilot " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else ""
-    results = run_benchmark(plan, out, jobs, command)
+    results = run_benchmark(grid, out, jobs, command)
     print((out / "summary.md").read_text())
     print(f"wrote {len(results)} rows to {out / 'results.csv'}")
     return 0
