@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import platform
 import sys
 import time
@@ -24,7 +25,8 @@ import pandas as pd
 from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from hyperpilot.pipelines.bench.methods import MethodUnavailable, Trace, all_methods
+from hyperpilot.pipelines.bench.llm import LLM_BUDGET_ENV, LLM_METHODS, LLM_SPEC_ENV, TRANSCRIPTS_ENV
+from hyperpilot.pipelines.bench.methods import METHODS, MethodUnavailable, Runner, Trace
 from hyperpilot.pipelines.bench.summary import summary_markdown
 from hyperpilot.pipelines.bench.tasks import DATASETS, MODELS, BenchTask, make_task
 
@@ -35,6 +37,11 @@ FULL = {"datasets": DATASETS, "models": MODELS, "seeds": (0, 1, 2, 3, 4)}
 DEFAULT_METHODS = ("random", "tpe", "gp", "surrogate", "surrogate-noise-llm", "llambo", "llambo-local",
                    "optuna-tpe", "optuna-gp", "skopt-gp")
 COLUMNS = ["method", "dataset", "model", "seed", "n_evals", "best_cv", "test_of_best", "overhead_s"]
+
+
+def all_methods() -> dict[str, Runner]:
+    """Every method by name: the samplers and baselines, then the LLM-assisted ones."""
+    return {**METHODS, **LLM_METHODS}
 
 
 @dataclass(frozen=True)
@@ -192,10 +199,6 @@ def main(quick: bool, methods: Sequence[str] | None, out: Path, jobs: int,
          narrow: dict[str, Any] | None = None) -> int:
     """The ``hyperpilot bench tuner`` command; ``llm`` and ``llm_budget`` reach the worker
     processes through the environment."""
-    import os
-
-    from hyperpilot.pipelines.bench.llm import LLM_BUDGET_ENV, LLM_SPEC_ENV, TRANSCRIPTS_ENV
-
     os.environ[TRANSCRIPTS_ENV] = str(out / "transcripts")  # the LLM methods' recordings
     if llm:
         os.environ[LLM_SPEC_ENV] = llm

@@ -2,7 +2,9 @@
 
 Every method first evaluates the same initial configs (the shared design), then proposes
 ``n_trials`` more on its own. ``overhead_s`` is the time spent proposing (and, for Optuna,
-telling), never the time spent training.
+telling), never the time spent training. The LLM-assisted methods (``bench.llm``) build on
+``run_sampler`` here; ``bench.main.all_methods`` joins both registries, so imports go one
+way: main -> llm -> methods -> tasks.
 """
 
 from __future__ import annotations
@@ -139,10 +141,5 @@ METHODS: dict[str, Runner] = {
     "optuna-tpe": optuna_method("tpe"),
     "optuna-gp": optuna_method("gp"),
     "skopt-gp": skopt_method,
+    "surrogate": hyperpilot_method("surrogate"),
 }
-
-
-def all_methods() -> dict[str, Runner]:
-    from hyperpilot.pipelines.bench.llm import LLM_METHODS
-
-    return {**METHODS, "surrogate": hyperpilot_method("surrogate"), **LLM_METHODS}
