@@ -31,12 +31,12 @@ from pydantic import BaseModel
 
 from hyperpilot.agents.data_agent import TARGET_AGENT
 from hyperpilot.agents.llm import LLM, OpenAIBackend
-from hyperpilot.agents.local_llm import LlamaServer, ServerSettings, choose_threads, find_server_binary
-from hyperpilot.agents.local_models import model_file
+from hyperpilot.agents.llm.local_models import model_file
+from hyperpilot.agents.llm.local_server import LlamaServer, ServerSettings, choose_threads, find_server_binary
+from hyperpilot.agents.llm.transcript import ChatReply
 from hyperpilot.agents.model_agent import MODEL_AGENT
 from hyperpilot.agents.planner import PLANNER_AGENT
 from hyperpilot.agents.request import REQUEST_AGENT
-from hyperpilot.agents.transcript import ChatReply
 from hyperpilot.agents.tuner.agent import TUNER_AGENT
 from hyperpilot.agents.verifier import VERIFIER_AGENT
 from hyperpilot.pipelines.run import run_task
