@@ -22,7 +22,7 @@ class FamilyPlan(BaseModel):
 
 
 class PlanDraft(BaseModel):
-    """What the LLM planner answers."""
+    """One plan as the LLM planner writes it."""
 
     families: list[FamilyPlan]
     rationale: str = ""
@@ -49,7 +49,6 @@ class Plan(BaseModel):
     steps: dict[str, Any] = Field(default_factory=dict)
 
 
-PLANNER_AGENT = AgentSpec(name="planner", prompt="planner.j2", output_type=PlanDraft)
 PLANS_AGENT = AgentSpec(name="planner", prompt="plans.j2", output_type=PlansDraft)
 # A plan needs this many trials to be worth running beside others; fewer plans otherwise.
 MIN_TRIALS_PER_PLAN = 6
@@ -122,23 +121,6 @@ def allocate(shares: dict[str, float], trials: int) -> dict[str, int]:
     return counts
 
 
-def plan_rules(task: TaskSpec, profile: DataProfile, cuda: bool = False,
-               retrieved: Retrieved | None = None) -> Plan:
-    """The rule-based planner: the best-weighted eligible families the budget can afford,
-    weighted from retrieval alone."""
-    retrieved = retrieved or retrieve(task, profile, shipped_cards(), None)
-    weights = family_weights(eligible_families(task, profile, cuda), retrieved)
-    affordable = max(1, task.budget.trials // MIN_TRIALS_PER_FAMILY)
-    chosen = sorted(weights, key=lambda n: -weights[n][0])[:affordable]
-    families = [FamilyPlan(name=n, share=weights[n][0], reason=_reason(n, weights[n]))
-                for n in chosen]
-    cites = _unique([c for n in chosen for c in weights[n][1]])
-    rationale = (f"{len(chosen)} of {len(weights)} eligible families, weighted by the cards "
-                 f"retrieved for '{retrieved.query}'"
-                 + (f" and {len(retrieved.runs)} similar past run(s)" if retrieved.runs else ""))
-    return _finish(families, task, rationale, "rules", cites)
-
-
 def _reason(name: str, weighted: tuple[float, list[str]]) -> str:
     weight, cites = weighted
     return f"weight {weight:.2f} from {', '.join(cites) or 'the base weight'}"
@@ -146,23 +128,6 @@ def _reason(name: str, weighted: tuple[float, list[str]]) -> str:
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
-
-
-def _finish(families: list[FamilyPlan], task: TaskSpec, rationale: str, source: str,
-            cites: list[str]) -> Plan:
-    trials = allocate({f.name: f.share for f in families}, task.budget.trials)
-    return Plan(id="plan-1", families=families, trials=trials, rationale=rationale, source=source,
-                sources=cites)
-
-
-def make_plan(task: TaskSpec, profile: DataProfile, llm: object | None, cuda: bool = False,
-              retrieved: Retrieved | None = None) -> Decision[Plan]:
-    """The LLM planner when it names eligible families, else the rule-based planner."""
-    retrieved = retrieved or retrieve(task, profile, shipped_cards(), None)
-    eligible = eligible_families(task, profile, cuda)
-    return decide(PLANNER_AGENT, _inputs(task, profile, eligible, retrieved), llm,  # type: ignore[arg-type]
-                  accept=lambda draft: _accept(draft, eligible, task, retrieved),
-                  rules=lambda: plan_rules(task, profile, cuda, retrieved))
 
 
 def _inputs(task: TaskSpec, profile: DataProfile, eligible: list[str],
@@ -183,23 +148,6 @@ def _inputs(task: TaskSpec, profile: DataProfile, eligible: list[str],
                        "best_cv": round(r.run.best_cv, 4)} for r in retrieved.runs],
     }
 
-
-def _accept(draft: PlanDraft, eligible: list[str], task: TaskSpec, retrieved: Retrieved) -> Plan:
-    families: list[FamilyPlan] = []
-    for family in draft.families:
-        if family.name in eligible and family.name not in {f.name for f in families}:
-            families.append(family)
-    if not families:
-        raise ValueError(f"no eligible family among {[f.name for f in draft.families]}")
-    affordable = max(1, task.budget.trials // MIN_TRIALS_PER_FAMILY)
-    families = sorted(families, key=lambda f: -f.share)[:affordable]
-    known = {c.card.id for c in retrieved.cards} | {c.id for c in retrieved.family_cards.values()} \
-        | {r.run.run_id for r in retrieved.runs}
-    cites = _unique([c for c in draft.cites if c in known])
-    return _finish(families, task, draft.rationale or "chosen by the LLM planner", "llm", cites)
-
-
-# --- several plans ---------------------------------------------------------------------
 
 STEP_KEYS = {"max_features": int, "numeric": ("standard", "quantile"),
              "categorical": ("onehot", "ordinal")}

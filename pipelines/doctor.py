@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from hyperpilot.agents.llm import LLM, default_llm_spec, make_llm, parse_llm_spec
-from hyperpilot.agents.local_llm import find_server_binary
-from hyperpilot.agents.local_models import DEFAULT_LOCAL_MODEL, cache_dir, lookup
+from hyperpilot.agents.llm.local_models import DEFAULT_LOCAL_MODEL, cache_dir, lookup
+from hyperpilot.agents.llm.local_server import find_server_binary
 from hyperpilot.tools.errors import HyperpilotError
 
 Say = Callable[[str], None]

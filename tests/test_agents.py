@@ -13,7 +13,7 @@ from hyperpilot.agents.data_agent import (
     resolve_task_type,
 )
 from hyperpilot.agents.model_agent import RangeChange, SpaceDraft, choose_space, narrowed
-from hyperpilot.agents.planner import allocate, eligible_families, make_plan, plan_rules
+from hyperpilot.agents.planner import allocate, eligible_families, make_plans
 from hyperpilot.agents.request import RequestDraft, parse_request, parse_request_rules
 from hyperpilot.agents.tuner.agent import next_family, warm_start
 from hyperpilot.tools.data import load_table, profile_table
@@ -134,8 +134,9 @@ def test_planner_rules_depend_on_data_size_and_constraints() -> None:
     assert eligible_families(_task(interpretable=True), small) == ["linear"]
     big = small.model_copy(update={"n_rows": 200_000})
     assert "svm" not in eligible_families(_task(), big)
-    plan = plan_rules(_task(trials=7), small)
-    assert sum(plan.trials.values()) == 7 and len(plan.trials) == 2
+    decision = make_plans(_task(trials=7), small, None)
+    assert decision.source == "rules" and len(decision.value) == 1
+    assert sum(decision.value[0].trials.values()) == 7 and len(decision.value[0].trials) == 2
 
 
 def test_allocation_sums_to_the_budget() -> None:
@@ -145,13 +146,16 @@ def test_allocation_sums_to_the_budget() -> None:
 
 def test_llm_plan_keeps_only_eligible_families(scripted) -> None:
     profile = profile_table(load_table("sklearn:iris"), "species")
-    llm, _ = scripted([{"families": [{"name": "svm", "share": 2}, {"name": "xgboost"},
-                                     {"name": "linear", "share": 1}], "rationale": "small"}])
-    plan = make_plan(_task(trials=9), profile, llm).value
+    llm, _ = scripted([{"plans": [{"families": [{"name": "svm", "share": 2}, {"name": "xgboost"},
+                                                {"name": "linear", "share": 1}],
+                                   "rationale": "small"}]}])
+    [plan] = make_plans(_task(trials=9), profile, llm).value
     assert plan.source == "llm" and plan.trials == {"svm": 6, "linear": 3}
-    llm, _ = scripted([{"families": [{"name": "xgboost"}]}])
-    decision = make_plan(_task(), profile, llm)
+    assert plan.rationale == "small"
+    llm, _ = scripted([{"plans": [{"families": [{"name": "xgboost"}]}]}])
+    decision = make_plans(_task(), profile, llm)
     assert decision.source == "rules (fallback)"
+    assert {p.source for p in decision.value} == {"rules"}
 
 
 def test_model_agent_narrowing_is_safe() -> None:

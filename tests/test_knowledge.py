@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from hyperpilot.agents.planner import plan_rules
+from hyperpilot.agents.planner import make_plans
 from hyperpilot.agents.tuner.agent import warm_start
 from hyperpilot.pipelines.run import run_task
 from hyperpilot.tools.data import load_table, profile_table
@@ -102,7 +102,7 @@ def test_a_similar_past_winner_gains_weight_and_is_cited(tmp_path) -> None:
     iris = profile_table(load_table("sklearn:iris"), "species")
     store.add(_experience("past-1", iris, "knn", {"n_neighbors": 7}))
     retrieved = retrieve(_task(iris), iris, shipped_cards(), store)
-    plan = plan_rules(_task(iris, trials=6), iris, retrieved=retrieved)
+    [plan] = make_plans(_task(iris, trials=6), iris, None, retrieved=retrieved).value
     assert "knn" in plan.trials and "past-1" in plan.sources
 
 

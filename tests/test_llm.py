@@ -24,7 +24,7 @@ from hyperpilot.agents.llm import (
     make_llm,
     parse_llm_spec,
 )
-from hyperpilot.agents.openai_backend import is_loopback
+from hyperpilot.agents.llm.openai_backend import is_loopback
 from hyperpilot.tools.errors import (
     BudgetExceeded,
     LLMOutputError,
@@ -412,7 +412,7 @@ def test_missing_key_is_unavailable(monkeypatch) -> None:
 
 
 def test_make_llm_none(monkeypatch) -> None:
-    monkeypatch.setattr("hyperpilot.agents.local_llm.extra_installed", lambda: False)
+    monkeypatch.setattr("hyperpilot.agents.llm.local_server.extra_installed", lambda: False)
     assert make_llm("none", env={}) == (None, "none (rule-based policies)")
     llm, description = make_llm(None, env={})
     assert llm is None and description.startswith("none (rule-based policies) [default: ")
@@ -420,7 +420,7 @@ def test_make_llm_none(monkeypatch) -> None:
 
 
 def test_default_llm_is_local_when_the_extra_is_installed(monkeypatch) -> None:
-    monkeypatch.setattr("hyperpilot.agents.local_llm.extra_installed", lambda: True)
+    monkeypatch.setattr("hyperpilot.agents.llm.local_server.extra_installed", lambda: True)
     assert parse_llm_spec(None, {}) == ("local", "")
     assert parse_llm_spec(None, {"OPENAI_API_KEY": KEY})[0] == "openai"
     assert parse_llm_spec(None, {"HYPERPILOT_LLM": "none", "OPENAI_API_KEY": KEY}) == ("none", "")

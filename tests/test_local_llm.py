@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-import hyperpilot.agents.local_models as local_models
+import hyperpilot.agents.llm.local_models as local_models
 from hyperpilot.agents.llm import LLM, make_llm
-from hyperpilot.agents.local_llm import (
+from hyperpilot.agents.llm.local_models import LocalModel, model_file, sha256_of
+from hyperpilot.agents.llm.local_server import (
     LlamaServer,
     ServerSettings,
     choose_threads,
     find_server_binary,
     resolve_model,
 )
-from hyperpilot.agents.local_models import LocalModel, model_file, sha256_of
 from hyperpilot.agents.runner import AgentSpec, decide
 from hyperpilot.pipelines.run import run_task
 from hyperpilot.tools.errors import LLMUnavailableError, LocalLLMError
@@ -113,7 +113,7 @@ def test_a_server_that_ignores_sigterm_is_killed(binary: Path, gguf: Path, monke
 def test_no_server_outlives_a_process_that_forgets_to_stop_it(binary: Path, gguf: Path) -> None:
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from hyperpilot.agents.local_llm import LlamaServer, ServerSettings
+        from hyperpilot.agents.llm.local_server import LlamaServer, ServerSettings
         server = LlamaServer(ServerSettings(binary=Path({str(binary)!r}),
                                             model=Path({str(gguf)!r}), alias="tiny"))
         server.start()
@@ -323,8 +323,8 @@ def test_doctor_names_what_is_missing(monkeypatch) -> None:
 
 
 def test_replies_are_capped_unless_the_caller_says_otherwise(gguf: Path) -> None:
-    from hyperpilot.agents.local_llm import MAX_REPLY_TOKENS, LocalBackend
-    from hyperpilot.agents.transcript import ChatReply
+    from hyperpilot.agents.llm.local_server import MAX_REPLY_TOKENS, LocalBackend
+    from hyperpilot.agents.llm.transcript import ChatReply
 
     seen: list[dict] = []
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperpilot.agents.local_llm import extra_installed, find_server_binary
+from hyperpilot.agents.llm.local_server import extra_installed, find_server_binary
 from hyperpilot.pipelines.run import run_task
 
 pytestmark = [

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.inspection import permutation_importance as sklearn_permutation_importance
 
 from hyperpilot.tools.evaluate import get_metric, score_pipeline
 
@@ -40,22 +42,26 @@ def permutation_importance(pipeline: Any, X: pd.DataFrame, y: pd.Series, feature
     if len(X) > MAX_ROWS:
         rows = rng.choice(len(X), MAX_ROWS, replace=False)
         X, y = X.iloc[rows], y.iloc[rows]
-    sign = 1.0 if get_metric(metric).direction == "maximize" else -1.0
-    base = score_pipeline(pipeline, X, y, metric, positive_class)
-    table = []
-    for feature in features:
-        losses = [sign * (base - _shuffled_score(pipeline, X, y, feature, metric, positive_class,
-                                                 rng)) for _ in range(n_repeats)]
-        table.append({"feature": feature, "importance": float(np.mean(losses)),
-                      "std": float(np.std(losses))})
+    X = X.reset_index(drop=True)  # the shuffled columns rejoin the rest by index
+    result = sklearn_permutation_importance(
+        pipeline, X[features], y, scoring=_scorer(X, metric, positive_class),
+        n_repeats=n_repeats, random_state=int(rng.integers(2**31 - 1)))
+    table = [{"feature": feature, "importance": float(mean), "std": float(std)}
+             for feature, mean, std in zip(features, result.importances_mean,
+                                           result.importances_std, strict=True)]
     return sorted(table, key=lambda row: -row["importance"])
 
 
-def _shuffled_score(pipeline: Any, X: pd.DataFrame, y: pd.Series, feature: str, metric: str,
-                    positive_class: Any, rng: np.random.Generator) -> float:
-    shuffled = X.copy()
-    shuffled[feature] = rng.permutation(shuffled[feature].to_numpy())
-    return score_pipeline(pipeline, shuffled, y, metric, positive_class)
+def _scorer(X: pd.DataFrame, metric: str, positive_class: Any) -> Callable[..., float]:
+    """``metric`` oriented so that higher is better, on ``X`` with the columns it is given
+    in place of its own: scikit-learn then shuffles only those, not every column of ``X``."""
+    sign = 1.0 if get_metric(metric).direction == "maximize" else -1.0
+
+    def score(pipeline: Any, shuffled: pd.DataFrame, y: pd.Series) -> float:
+        frame = pd.concat([shuffled, X.drop(columns=shuffled.columns)], axis=1)[X.columns]
+        return sign * score_pipeline(pipeline, frame, y, metric, positive_class)
+
+    return score
 
 
 def dominant_leaks(pipeline: Any, X: pd.DataFrame, y: pd.Series, alone: dict[str, str],

@@ -110,14 +110,6 @@ class ForestSurrogate:
                                        random_state=int(rng.integers(2**31 - 1))).fit(x, y)
 
 
-class RandomGenerator:
-    name = "random"
-
-    def propose(self, history: Sequence[TrialRecord], space: SearchSpace,
-                rng: np.random.Generator, n: int, *, direction: str) -> list[Config]:
-        return [space.sample(rng) for _ in range(n)]
-
-
 class LocalGenerator:
     """Random configs and Gaussian moves around the best ones (the GP sampler's pool)."""
 
@@ -145,20 +137,3 @@ class TPEGenerator:
     def propose(self, history: Sequence[TrialRecord], space: SearchSpace,
                 rng: np.random.Generator, n: int, *, direction: str) -> list[Config]:
         return self.tpe.candidates(history, space, rng, n, direction=direction)
-
-
-class MixedGenerator:
-    """The union of several generators' proposals; each is asked for ``round(share x n)``
-    (at least one), so an extra part adds candidates without thinning the others."""
-
-    def __init__(self, parts: Sequence[tuple[CandidateGenerator, float]]) -> None:
-        self.parts = list(parts)
-        self.name = "+".join(g.name for g, _ in self.parts)
-
-    def propose(self, history: Sequence[TrialRecord], space: SearchSpace,
-                rng: np.random.Generator, n: int, *, direction: str) -> list[Config]:
-        out: list[Config] = []
-        for generator, share in self.parts:
-            count = max(1, round(n * share))
-            out += generator.propose(history, space, rng, count, direction=direction)
-        return out

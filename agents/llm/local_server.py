@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from hyperpilot.agents.local_models import DEFAULT_LOCAL_MODEL, installed, lookup, model_file
-from hyperpilot.agents.transcript import ChatReply
+from hyperpilot.agents.llm.local_models import DEFAULT_LOCAL_MODEL, installed, lookup, model_file
+from hyperpilot.agents.llm.transcript import ChatReply
 from hyperpilot.tools.errors import LLMUnavailableError, LocalLLMError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The transport to any OpenAI-compatible chat server (OpenAI, llama-server, vLLM, Ollama):
 retries, structured-output dialects, token log-probabilities, and the no-network guard.
-This is the only module that imports ``openai``; ``LLM`` in ``llm.py`` sits on top of it.
+This is the only module that imports ``openai``; ``LLM`` in ``client.py`` sits on top of it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from hyperpilot.agents.transcript import ChatReply, redact
+from hyperpilot.agents.llm.transcript import ChatReply, redact
 from hyperpilot.tools.errors import LLMUnavailableError
 
 logger = logging.getLogger(__name__)

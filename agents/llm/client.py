@@ -20,8 +20,8 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 from tenacity import wait_random_exponential
 
-from hyperpilot.agents.openai_backend import LOCAL_KEY, OpenAIBackend
-from hyperpilot.agents.transcript import ChatReply, ReplayBackend, Transcript
+from hyperpilot.agents.llm.openai_backend import LOCAL_KEY, OpenAIBackend
+from hyperpilot.agents.llm.transcript import ChatReply, ReplayBackend, Transcript
 from hyperpilot.tools.errors import (
     BudgetExceeded,
     LLMOutputError,
@@ -343,7 +343,7 @@ def default_llm_spec(env: Mapping[str, str]) -> tuple[str, str]:
     ``OPENAI_API_KEY`` is set; else the embedded local model when the ``[local]`` extra is
     installed; else none (rule-based policies).
     """
-    from hyperpilot.agents.local_llm import extra_installed
+    from hyperpilot.agents.llm.local_server import extra_installed
 
     if env.get(LLM_ENV):
         return env[LLM_ENV], f"from ${LLM_ENV}"
@@ -408,7 +408,7 @@ def make_llm(
             raise TaskSpecError(f"--llm replay: transcript {path} does not exist")
         backend = ReplayBackend(path)
     elif scheme == "local":
-        from hyperpilot.agents.local_llm import local_backend
+        from hyperpilot.agents.llm.local_server import local_backend
 
         backend = local_backend(argument, _local_client, env)
     else:
