@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
 from hyperpilot.agents.request import RequestDraft, match_column
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
-from hyperpilot.tools.data import bundled_target, column_kind, infer_task_type
+from hyperpilot.tools.data import (
+    bundled_target,
+    column_kind,
+    infer_task_type,
+    profile_table,
+    single_feature_leakage,
+    split_holdout,
+)
 from hyperpilot.tools.errors import DataError, TaskSpecError
 from hyperpilot.tools.evaluate import get_metric
-from hyperpilot.tools.types import DataProfile, TaskType
+from hyperpilot.tools.types import Budget, Constraints, DataProfile, TaskSpec, TaskType
 
 
 class TargetChoice(BaseModel):
@@ -123,3 +133,55 @@ def choose_positive_class(requested: str | None, profile: DataProfile) -> str | 
         raise TaskSpecError(f"positive class '{requested}' is not a class of "
                             f"'{profile.target}' ({classes})")
     return min(classes, key=lambda c: (profile.class_counts[c], c))
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """What the data agent settled: the task, the profile (leaking features out), the split."""
+
+    task: TaskSpec
+    profile: DataProfile
+    train: list[int]
+    holdout: list[int]
+    target: Decision[str]
+
+
+def prepare_data(text: str, draft: RequestDraft, frame: pd.DataFrame, source: str,
+                 budget: Budget, seed: int, llm: object | None) -> PreparedData:
+    """Choose the target, type and metric, profile the table, split off the holdout once and
+    drop the features that alone predict the target on the training rows.
+
+    Raises ``HyperpilotError`` (a ``TaskSpecError`` or ``DataError``) for a request the data
+    cannot serve.
+    """
+    choice = choose_target(text, draft, frame, source, llm)
+    target = choice.value
+    if target not in frame.columns:
+        raise DataError(f"target column '{target}' not found; columns are {list(frame.columns)}")
+    task_type = resolve_task_type(draft.task_type, frame[target])
+    profile = profile_table(frame, target, task_type)
+    metric = choose_metric(draft.metric, profile)
+    train, holdout = split_holdout(frame, target, task_type, seed=seed)
+    leakage = single_feature_leakage(frame.iloc[train], target, profile.features, task_type,
+                                     seed=seed)
+    profile = profile.model_copy(update={
+        "features": [f for f in profile.features if f not in leakage], "leakage": leakage})
+    positive = _actual_label(choose_positive_class(draft.positive_class, profile), frame[target])
+    task = TaskSpec(
+        text=text, task_type=task_type, target=target, metric=metric,
+        direction=get_metric(metric).direction, data_source=source, positive_class=positive,
+        budget=budget,
+        constraints=Constraints(max_latency_ms=draft.max_latency_ms,
+                                max_features=draft.max_features, max_model_mb=draft.max_model_mb,
+                                interpretable=draft.interpretable))
+    return PreparedData(task=task, profile=profile, train=train, holdout=holdout, target=choice)
+
+
+def _actual_label(label: str | None, y: pd.Series) -> Any:
+    """Profiles key classes by their text; metrics need the label with its real type."""
+    if label is None:
+        return None
+    for value in y.dropna().unique():
+        if str(value) == label:
+            return value.item() if isinstance(value, np.generic) else value
+    return label

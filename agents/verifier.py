@@ -11,16 +11,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 from pydantic import BaseModel, Field
 
 from hyperpilot.agents.request import RequestDraft
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
+from hyperpilot.agents.tuner.agent import TrainingData
 from hyperpilot.tools.artifacts import reload_and_score
+from hyperpilot.tools.constraints import check_constraints, measure_deployment
+from hyperpilot.tools.data import leakage_flags, single_feature_scores
 from hyperpilot.tools.errors import HyperpilotError
-from hyperpilot.tools.evaluate import get_metric, is_better
+from hyperpilot.tools.evaluate import (
+    baseline_holdout,
+    baseline_score,
+    get_metric,
+    is_better,
+    score_pipeline,
+)
+from hyperpilot.tools.importance import SUSPECT_SCORE, dominant_leaks
+from hyperpilot.tools.preprocess import features_used
+from hyperpilot.tools.shift import distribution_shift
 from hyperpilot.tools.types import (
     ConstraintResult,
     DataProfile,
+    DeploymentFacts,
     ShiftFinding,
     TaskSpec,
     TrialRecord,
@@ -119,6 +133,14 @@ class Revision(BaseModel):
     drop: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
 
+    def apply(self, profile: DataProfile) -> DataProfile:
+        """The profile with the dropped features moved to its leakage, with the reason."""
+        if not self.drop:
+            return profile
+        return profile.model_copy(update={
+            "features": [f for f in profile.features if f not in self.drop],
+            "leakage": {**profile.leakage, **{f: self.reason for f in self.drop}}})
+
 
 def propose_revision(leakage: dict[str, str], constraints: Sequence[ConstraintResult],
                      winner: str, excluded: Sequence[str], profile: DataProfile
@@ -197,3 +219,101 @@ def review_rules(facts: dict[str, Any]) -> Review:
     summary = (f"{facts['model']} won with CV {facts['metric']} {facts['cv_score']:.4f} and "
                f"holdout {facts['holdout_score']:.4f} against a baseline of {facts['baseline']:.4f}.")
     return Review(concerns=concerns, summary=summary)
+
+
+# --- what the verifier measures on the refit winner, once ------------------------------
+
+class LeakScreen(BaseModel):
+    """The single-feature scores of the features the winner uses, and those it leans on."""
+
+    scores: dict[str, float] = Field(default_factory=dict)
+    suspected: dict[str, str] = Field(default_factory=dict)
+
+    def leakage(self, task_type: str) -> dict[str, str]:
+        """Every leaking feature with why: near-perfect alone, or leaned on and nearly so."""
+        return {**leakage_flags(self.scores, task_type), **self.suspected}  # type: ignore[arg-type]
+
+
+class Measurements(BaseModel):
+    """The refit winner's holdout score, the trivial baselines, its deployment facts and the
+    leak screen: every number the checks read, measured on the saved model."""
+
+    holdout_score: float
+    holdout_rows: int
+    baseline_cv: float
+    baseline_holdout: float
+    deployment: DeploymentFacts
+    leak_screen: LeakScreen
+
+
+def measure(pipeline: Any, data: TrainingData, X_holdout: pd.DataFrame, y_holdout: pd.Series,
+            task: TaskSpec, profile: DataProfile, model_path: Path, seed: int) -> Measurements:
+    """Measure the fitted, saved winner (``model_path``) on the holdout it never saw."""
+    score = score_pipeline(pipeline, X_holdout, y_holdout, task.metric, task.positive_class)
+    base_cv = baseline_score(data.X, data.y, data.folds, task.task_type, task.metric,
+                             task.positive_class)
+    base_holdout = baseline_holdout(data.X, data.y, X_holdout, y_holdout, task.task_type,
+                                    task.metric, task.positive_class)
+    gain = (score - base_holdout) * (1 if task.direction == "maximize" else -1)
+    # One single-feature screen serves both leak checks: the 0.99 flags and the suspects a
+    # dominance test looks at.
+    rows = data.X.assign(**{task.target: data.y})
+    scores = single_feature_scores(rows, task.target, features_used(pipeline, profile),
+                                   task.task_type, seed=seed)
+    suspected = dominant_leaks(pipeline, X_holdout, y_holdout,
+                               leakage_flags(scores, task.task_type, SUSPECT_SCORE), task.metric,
+                               gain, task.positive_class, seed)
+    return Measurements(
+        holdout_score=score, holdout_rows=len(y_holdout), baseline_cv=base_cv,
+        baseline_holdout=base_holdout,
+        deployment=measure_deployment(pipeline, X_holdout, model_path, profile),
+        leak_screen=LeakScreen(scores=scores, suspected=suspected))
+
+
+class Verdict(BaseModel):
+    """The execution and implementation checks, what they read, and the revision that
+    would fix a failure (None when no new plan can)."""
+
+    execution: CheckResult
+    implementation: CheckResult
+    predict: dict[str, Any] = Field(default_factory=dict)
+    constraints: list[ConstraintResult] = Field(default_factory=list)
+    shift: list[ShiftFinding] = Field(default_factory=list)
+    review: Review
+    review_source: str
+    revision: Revision | None = None
+
+
+def verify(task: TaskSpec, profile: DataProfile, trials: list[TrialRecord], best: TrialRecord,
+           measured: Measurements, train_rows: pd.DataFrame, holdout_rows: pd.DataFrame,
+           model_path: Path, holdout_path: Path, *, excluded: Sequence[str] = (),
+           llm: object | None = None) -> Verdict:
+    """Check the saved winner: measured scores, leaks, shift, constraints, and a fresh-process
+    reload that reproduces its holdout score; the LLM (or rules) only reviews the facts."""
+    leakage = measured.leak_screen.leakage(task.task_type)
+    shift = distribution_shift(train_rows, holdout_rows, profile)
+    constraints = check_constraints(measured.deployment, task.constraints)
+    execution = check_execution(task, trials, best, measured.holdout_score, measured.baseline_cv,
+                                measured.baseline_holdout, leakage, shift, constraints)
+    implementation, report = check_implementation(model_path, holdout_path, task,
+                                                  measured.holdout_score)
+    facts = _review_facts(task, trials, best, measured, execution.status, implementation.status)
+    notes = review(facts, llm)
+    failed = "fail" in (execution.status, implementation.status)
+    revision = propose_revision(leakage, constraints, best.model, excluded, profile) \
+        if failed else None
+    return Verdict(execution=execution, implementation=implementation, predict=report,
+                   constraints=list(constraints), shift=list(shift), review=notes.value,
+                   review_source=notes.source, revision=revision)
+
+
+def _review_facts(task: TaskSpec, trials: list[TrialRecord], best: TrialRecord,
+                  measured: Measurements, execution: str, implementation: str) -> dict[str, Any]:
+    return {
+        "text": task.text, "task_type": task.task_type, "target": task.target,
+        "metric": task.metric, "direction": task.direction, "model": best.model,
+        "cv_score": float(best.score or 0.0), "holdout_score": measured.holdout_score,
+        "baseline": measured.baseline_cv, "holdout_rows": measured.holdout_rows,
+        "failed_trials": sum(t.state == TrialState.FAIL for t in trials),
+        "checks": {"execution": execution, "implementation": implementation},
+    }

@@ -5,16 +5,16 @@ Both go through the same graph and the same run folder as ``hyperpilot run``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
 
-import joblib
 import pandas as pd
 
+from hyperpilot.pipelines.folder import RunFolder
+from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import default_out_dir, predict, run_task
 from hyperpilot.tools.data import checked_table
 from hyperpilot.tools.errors import DataError, TaskSpecError
@@ -58,8 +58,7 @@ class RunResult:
 
 
 def run(task: str, data: DataSource, *, out: str | Path | None = None, llm: Any = None,
-        trials: int = 30, time_limit: float | None = None, seed: int = 0,
-        progress: Callable[[str], None] | None = None) -> RunResult:
+        progress: Callable[[str], None] | None = None, **options: Any) -> RunResult:
     """Train, verify and save a model for ``task`` (plain language) on ``data``.
 
     Args:
@@ -67,25 +66,28 @@ def run(task: str, data: DataSource, *, out: str | Path | None = None, llm: Any 
         data: a CSV or Parquet path, ``"sklearn:NAME"`` or a pandas DataFrame.
         out: the run folder (default ``runs/<task>-<time>``); an earlier run there is replaced,
             any other non-empty folder is refused.
-        llm: ``"none"``, ``"openai:MODEL"``, ``"replay:PATH"``, an ``LLMClient``, or ``None``
-            for the environment's default.
-        trials: model trainings in all (each a cross-validation).
-        time_limit: wall seconds for the whole run.
-        seed: the random seed.
+        llm: ``"none"``, ``"openai:MODEL"``, ``"local[:MODEL]"``, ``"replay:PATH"``, an
+            ``LLMClient``, or ``None`` for the environment's default.
         progress: called with each progress line (default: logged at INFO).
+        **options: any ``RunOptions`` field, as for ``hyperpilot run``: ``trials`` (30),
+            ``time_limit`` (seconds, none), ``seed`` (0), ``plans`` (3), ``revisions`` (2),
+            ``halving`` (True), ``llm_budget`` (0), ``experience`` (a path, or None for no
+            store; the default store otherwise), ``knowledge`` (a folder of notes).
 
-    Raises ``TaskSpecError`` when the request check rejects the task, ``DataError`` for data
-    that cannot be used; a run whose model fails verification returns with ``verified=False``.
+    Raises ``TaskSpecError`` when the request check rejects the task or an option is bad,
+    ``DataError`` for data that cannot be used; a run whose model fails verification returns
+    with ``verified=False``.
     """
     folder = Path(out) if out is not None else default_out_dir(task)
-    options: dict[str, Any] = {"trials": trials, "time_limit": time_limit, "seed": seed,
-                               "progress": progress or log.info}
+    client = None
     if isinstance(llm, str) or llm is None:
-        options["llm_spec"] = llm
-    else:
         options["llm"] = llm
+    else:
+        client = llm
+    run_options = RunOptions.of(options)
     source, frame = _source(data)
-    state = run_task(task, source, folder, frame=frame, **options)
+    state = run_task(task, source, folder, run_options, frame=frame, llm=client,
+                     progress=progress or log.info)
     if state.get("status") == "rejected":
         reasons = "; ".join(state["verification"]["request"]["reasons"])
         raise TaskSpecError(f"request check failed: {reasons}")
@@ -104,16 +106,16 @@ def _source(data: DataSource) -> tuple[str, pd.DataFrame | None]:
 
 def load(run_dir: str | Path) -> RunResult:
     """The ``RunResult`` of a finished run folder, read back from its files."""
-    folder = Path(run_dir)
-    paths = {name: folder / name for name in ("result.json", "model.joblib", "leaderboard.csv")}
-    missing = [name for name, path in paths.items() if not path.is_file()]
+    folder = RunFolder(Path(run_dir))
+    missing = folder.missing(folder.result, folder.model, folder.leaderboard)
     if missing:
-        raise DataError(f"{folder} is not a finished hyperpilot run (missing {', '.join(missing)})")
-    result = json.loads(paths["result.json"].read_text())
+        raise DataError(f"{folder.path} is not a finished hyperpilot run (missing "
+                        f"{', '.join(missing)})")
+    result = folder.read_result()
     if not result.get("holdout"):
-        raise DataError(f"{folder} holds a run that stopped before a model was chosen")
-    return RunResult(run_dir=folder, pipeline=joblib.load(paths["model.joblib"]),
-                     leaderboard=pd.read_csv(paths["leaderboard.csv"]),
+        raise DataError(f"{folder.path} holds a run that stopped before a model was chosen")
+    return RunResult(run_dir=folder.path, pipeline=folder.load_model(),
+                     leaderboard=folder.read_leaderboard(),
                      holdout_score=float(result["holdout"]["score"]),
                      metric=str(result["holdout"]["metric"]),
                      verified=result.get("status") == "ok", result=result)

@@ -15,23 +15,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import run_task
 from hyperpilot.tools.errors import HyperpilotError, TaskSpecError
 
 
-class TaskOptions(BaseModel):
-    """What ``defaults:`` may set for every task."""
-
-    model_config = ConfigDict(extra="forbid")
+class TaskOptions(RunOptions):
+    """What ``defaults:`` may set for every task: the data and any run option."""
 
     data: str | None = None
-    trials: int = Field(30, ge=1)
-    time_limit: float | None = Field(None, gt=0)
-    seed: int = 0
-    llm: str | None = None
-    plans: int = Field(3, ge=1)
-    revisions: int = Field(2, ge=0)
-    halving: bool = True
 
 
 class TaskEntry(TaskOptions):
@@ -40,6 +32,9 @@ class TaskEntry(TaskOptions):
     task: str = Field(min_length=1)
     name: str | None = Field(None, pattern=r"^[\w.-]+$")
     out: str | None = None
+
+    def run_options(self) -> RunOptions:
+        return RunOptions.model_validate(self.model_dump(include=set(RunOptions.model_fields)))
 
 
 class RunFile(BaseModel):
@@ -126,6 +121,9 @@ def _entry(path: Path, index: int, raw: Any, defaults: dict[str, Any]) -> TaskEn
         "name": name,
         "data": _relative(path, entry.data),
         "out": _relative(path, entry.out) or str(path.parent / "runs" / name),
+        # The default experience store's path is absolute, so only a path the file gives moves.
+        **{key: Path(str(_relative(path, str(value)))) for key in ("knowledge", "experience")
+           if (value := getattr(entry, key)) is not None},
     })
 
 
@@ -168,9 +166,7 @@ def run_entry(entry: TaskEntry, echo: bool = True) -> Outcome:
     if entry.data is None:
         return Outcome(name=name, status="failed", out=str(entry.out), message="no data given")
     try:
-        state = run_task(entry.task, entry.data, Path(str(entry.out)), llm_spec=entry.llm,
-                         trials=entry.trials, time_limit=entry.time_limit, seed=entry.seed,
-                         plans=entry.plans, revisions=entry.revisions, halving=entry.halving,
+        state = run_task(entry.task, entry.data, Path(str(entry.out)), entry.run_options(),
                          progress=progress)
     except HyperpilotError as err:
         return Outcome(name=name, status="failed", out=str(entry.out), message=str(err))

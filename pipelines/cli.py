@@ -7,8 +7,10 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from hyperpilot.pipelines.folder import RunFolder
+from hyperpilot.pipelines.options import RunOptions, default, flag
 from hyperpilot.tools.errors import HyperpilotError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -35,20 +37,6 @@ def _positive_int(text: str) -> int:
     return _whole_number(text, 1)
 
 
-def _non_negative_int(text: str) -> int:
-    return _whole_number(text, 0)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hyperpilot", description="From a sentence to a verified model.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
@@ -65,10 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="none, openai:MODEL, local[:MODEL] or replay:PATH (default: an "
                           "OpenAI-compatible server when OPENAI_BASE_URL or OPENAI_API_KEY is set, "
                           "else local when the [local] extra is installed, else none)")
-    run.add_argument("--trials", type=_positive_int, default=30, help="trials in all (default 30)")
-    run.add_argument("--time-limit", type=_positive_float, default=None,
+    run.add_argument("--trials", type=int, default=None,
+                     help=f"trials in all (default {default('trials')})")
+    run.add_argument("--time-limit", type=float, default=None,
                      help="wall-clock seconds for the whole run (default: no limit)")
-    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--seed", type=int, default=None, help=f"random seed (default {default('seed')})")
     run.add_argument("--file", type=Path, default=None,
                      help="a YAML run file of one or many tasks (see README); replaces TASK")
     run.add_argument("--parallel", type=_positive_int, default=1,
@@ -80,15 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="neither read nor write the experience store")
     run.add_argument("--knowledge", type=Path, default=None,
                      help="a folder of your own notes (.md, .txt) for the planner to retrieve")
-    run.add_argument("--llm-budget", type=int, default=0,
+    run.add_argument("--llm-budget", type=int, default=None,
                      help="LLM calls the tuner may spend on LLAMBO proposals, early trials "
-                          "first (default 0: classical Bayesian optimisation)")
-    run.add_argument("--plans", type=_positive_int, default=3,
+                          f"first (default {default('llm_budget')}: classical Bayesian optimisation)")
+    run.add_argument("--plans", type=int, default=None,
                      help="plans run side by side, the best ones getting more trials as "
-                          "evidence arrives (default 3; fewer when --trials is small)")
-    run.add_argument("--revisions", type=_non_negative_int, default=2,
+                          f"evidence arrives (default {default('plans')}; fewer when --trials is small)")
+    run.add_argument("--revisions", type=int, default=None,
                      help="times a failed verification may send the run back to the planner "
-                          "(default 2)")
+                          f"(default {default('revisions')})")
     run.add_argument("--no-halving", action="store_true",
                      help="run every fold of every trial (default: a trial clearly losing to "
                           "its family's earlier ones after 1-2 folds stops there, as PRUNED)")
@@ -174,6 +163,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The ``RunOptions`` the flags give; a flag left out keeps the option's default."""
+    given: dict[str, Any] = {name: getattr(args, name) for name in
+                             ("trials", "time_limit", "seed", "llm", "llm_budget", "plans",
+                              "revisions", "knowledge") if getattr(args, name) is not None}
+    if args.no_halving:
+        given["halving"] = False
+    if args.no_experience:
+        given["experience"] = None
+    elif args.experience is not None:
+        given["experience"] = args.experience
+    return RunOptions.of(given)
+
+
 def _run(args: argparse.Namespace) -> int:
     from hyperpilot.pipelines.run import default_out_dir, run_task
 
@@ -181,22 +184,19 @@ def _run(args: argparse.Namespace) -> int:
         return _run_file(args)
     if args.parallel != 1:
         raise HyperpilotError("--parallel runs the tasks of a --file; one TASK runs alone")
+    options = run_options(args)
     if args.data is None:
         raise HyperpilotError("no data given; pass --data FILE.csv or --data sklearn:NAME")
     out = args.out or default_out_dir(args.task)
     try:
-        state = run_task(args.task, args.data, out, llm_spec=args.llm, trials=args.trials,
-                         time_limit=args.time_limit, seed=args.seed, llm_budget=args.llm_budget,
-                         plans=args.plans, revisions=args.revisions, halving=not args.no_halving,
-                         progress=lambda line: print(line, flush=True),
-                         experience=False if args.no_experience else (args.experience or True),
-                         knowledge=args.knowledge)
+        state = run_task(args.task, args.data, out, options,
+                         progress=lambda line: print(line, flush=True))
     except HyperpilotError:
         raise
     except Exception as err:  # an internal fault: one line for the user, the trace in a log
-        _log_trace(out)
+        RunFolder(out).write_log(traceback.format_exc())
         print(f"hyperpilot: internal error: {type(err).__name__}: {err} "
-              f"(traceback in {out / 'hyperpilot.log'})", file=sys.stderr)
+              f"(traceback in {RunFolder(out).log})", file=sys.stderr)
         return EXIT_FAILED
     return _summarise(state, out)
 
@@ -208,8 +208,11 @@ def _run_file(args: argparse.Namespace) -> int:
         raise HyperpilotError("no task given; pass TASK_TEXT --data SOURCE, or --file runs.yaml")
     if args.task is not None:
         raise HyperpilotError("give either TASK_TEXT or --file, not both")
-    given = [f"--{name.replace('_', '-')}" for name in ("data", "out", "llm", "time_limit")
+    given = [flag(name) for name in ("data", "out", "llm", "time_limit", "trials", "seed",
+                                     "llm_budget", "plans", "revisions", "experience", "knowledge")
              if getattr(args, name) is not None]
+    given += [f"--{name}" for name in ("no-halving", "no-experience")
+              if getattr(args, name.replace("-", "_"))]
     if given:
         raise HyperpilotError(f"with --file, set {', '.join(given)} in the file "
                               "(per task or under defaults:)")
@@ -223,14 +226,9 @@ def _run_file(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from hyperpilot.pipelines.chat_repl import run_chat
+    from hyperpilot.pipelines.chat.repl import run_chat
 
     return run_chat(args.data, args.session, args.llm, args.trials, args.runs)
-
-
-def _log_trace(out: Path) -> None:
-    if out.is_dir():
-        (out / "hyperpilot.log").write_text(traceback.format_exc())
 
 
 def _summarise(state: dict, out: Path) -> int:

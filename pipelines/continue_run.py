@@ -7,93 +7,69 @@ from the tuner, then refits, verifies and rewrites the folder's files.
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.graph.state import CompiledStateGraph
 from threadpoolctl import threadpool_limits
 
-from hyperpilot.agents.llm import LLMClient, make_llm
-from hyperpilot.agents.model_agent import choose_space
+from hyperpilot.agents.llm import LLMClient
 from hyperpilot.agents.planner import FamilyPlan, Plan, eligible_families
-from hyperpilot.agents.tuner.agent import warm_start
-from hyperpilot.pipelines.graph import build_graph, event
-from hyperpilot.pipelines.run import MARKER, _cuda, threads_for
-from hyperpilot.pipelines.state import RunContext
+from hyperpilot.agents.tuner.agent import family_searches
+from hyperpilot.pipelines.folder import RunFolder
+from hyperpilot.pipelines.graph.state import RunContext, event, profile_of, task_of
+from hyperpilot.pipelines.options import RunOptions
+from hyperpilot.pipelines.run import checkpointed_state, close_llm, invoke, run_context, threads_for
 from hyperpilot.tools.data import load_table
 from hyperpilot.tools.errors import DataError, TaskSpecError
 from hyperpilot.tools.types import DataProfile, TaskSpec
 
-CONFIG: RunnableConfig = {"configurable": {"thread_id": "run"}}
-
 
 def continue_run(run_dir: Path, *, more: int = 0, family: str | None = None,
-                 drop: list[str] | tuple[str, ...] = (), llm_spec: str | None = None,
-                 llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
+                 drop: list[str] | tuple[str, ...] = (), llm: LLMClient | None = None,
+                 frame: pd.DataFrame | None = None,
                  progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
-    """Continue the run in ``run_dir`` and return its new final state.
+    """Continue the run in ``run_dir`` with the options it was started with, and return its
+    new final state.
 
     ``more`` trials are added (all to ``family`` when given, else spread over the plan);
     ``drop`` names feature columns to leave out, which starts a new plan on the remaining
     features with the same budget (or ``more``) while the earlier trials stay on record.
-    With neither, an interrupted run finishes its planned trials. ``frame`` replaces
+    With neither, an interrupted run finishes its planned trials. ``llm`` (a client the
+    caller holds, e.g. the chat's) replaces the LLM the options name; ``frame`` replaces
     reloading the run's data source (needed for runs made from a DataFrame).
     """
     if more < 0:
         raise TaskSpecError(f"more trials must be zero or more, got {more}")
-    if not (run_dir / MARKER).exists() or not (run_dir / "checkpoints.sqlite").exists():
+    folder = RunFolder(run_dir)
+    if not folder.can_continue():
         raise DataError(f"{run_dir} holds no hyperpilot run to continue")
-    if llm is None:
-        llm, _ = make_llm(llm_spec, transcript_path=run_dir / "transcript.jsonl")
-    with _graph(run_dir, llm, progress, frame) as (graph, ctx, values):
-        update = amend(values, ctx, more=more, family=family, drop=list(drop))
-        graph.update_state(CONFIG, update, as_node="model")
-        budget = update["trials_budget"] - len(values.get("trials", []))
-        with threadpool_limits(limits=threads_for(len(ctx.frame))):
-            limit: RunnableConfig = {**CONFIG, "recursion_limit": 3 * budget + 60}
-            return dict(graph.invoke(None, limit))
-
-
-@contextmanager
-def _graph(run_dir: Path, llm: Any, progress: Callable[[str], None],
-           frame: pd.DataFrame | None) -> Iterator[tuple[CompiledStateGraph, RunContext,
-                                                         dict[str, Any]]]:
-    connection = sqlite3.connect(run_dir / "checkpoints.sqlite", check_same_thread=False)
+    values = checkpointed_state(folder)
+    if "spaces" not in values:
+        raise DataError("this run stopped before its plan was made; start a new run instead")
+    options = folder.load_options() or legacy_options(values)
+    table = _table(values, frame)
+    ctx, _ = run_context(folder, table, options, llm, progress)
     try:
-        saver = SqliteSaver(connection)
-        values = _checkpointed(saver)
-        table = _table(values, frame)
-        ctx = RunContext(frame=table, out_dir=run_dir, llm=llm, progress=progress, cuda=_cuda())
-        yield build_graph(ctx).compile(checkpointer=saver), ctx, values
+        update = amend(values, ctx, more=more, family=family, drop=list(drop))
+        budget = update["trials_budget"] - len(values.get("trials", []))
+        with threadpool_limits(limits=threads_for(len(table))):
+            return invoke(ctx, None, (options.revisions + 1) * (3 * budget + 30) + 60, update)
     finally:
-        connection.close()
+        close_llm(ctx.llm)
+
+
+def legacy_options(values: dict[str, Any]) -> RunOptions:
+    """The options of a run folder made before they were saved: what its checkpoint kept."""
+    return RunOptions(trials=int(values.get("trials_budget", 30)),
+                      time_limit=values.get("time_limit"), seed=int(values.get("seed", 0)))
 
 
 def checkpointed_trials(run_dir: Path) -> int:
     """How many finished trials the run's checkpoint holds (0 when there is none)."""
-    if not (run_dir / "checkpoints.sqlite").exists():
-        return 0
-    connection = sqlite3.connect(run_dir / "checkpoints.sqlite")
-    try:
-        latest = SqliteSaver(connection).get_tuple(CONFIG)
-    finally:
-        connection.close()
-    return len(latest.checkpoint["channel_values"].get("trials", [])) if latest else 0
-
-
-def _checkpointed(saver: SqliteSaver) -> dict[str, Any]:
-    latest = saver.get_tuple(CONFIG)
-    values = dict(latest.checkpoint["channel_values"]) if latest else {}
-    if "spaces" not in values:
-        raise DataError("this run stopped before its plan was made; start a new run instead")
-    return values
+    return len(checkpointed_state(RunFolder(run_dir)).get("trials", []))
 
 
 def _table(values: dict[str, Any], frame: pd.DataFrame | None) -> pd.DataFrame:
@@ -116,8 +92,7 @@ def _table(values: dict[str, Any], frame: pd.DataFrame | None) -> pd.DataFrame:
 def amend(values: dict[str, Any], ctx: RunContext, *, more: int, family: str | None,
           drop: list[str]) -> dict[str, Any]:
     """The state update that continues the run: new plan, spaces, budget, an event."""
-    task = TaskSpec.model_validate(values["task"])
-    profile = DataProfile.model_validate(values["profile"])
+    task, profile = task_of(values), profile_of(values)  # type: ignore[arg-type]
     plan = Plan.model_validate(values["plan"])
     update: dict[str, Any] = {"stop_reason": "", "started_at": time.time()}
     if drop:
@@ -173,13 +148,9 @@ def _spread(plan: Plan, n: int, reset: bool = False) -> dict[str, int]:
 
 def _search(families: list[str], task: TaskSpec, profile: DataProfile, values: dict[str, Any],
             ctx: RunContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    n_train = len(values["split"]["train"])
-    spaces, warm = {}, {}
-    for family in families:
-        space = choose_space(family, task, profile, n_train, ctx.llm).value
-        spaces[family] = space.model_dump()
-        warm[family] = warm_start(family, space, task, profile, ctx.llm).value
-    return spaces, warm
+    searches = family_searches(families, task, profile, len(values["split"]["train"]), ctx.llm)
+    return ({f: s.space.value.model_dump() for f, s in searches.items()},
+            {f: s.warm.value for f, s in searches.items()})
 
 
 def _without_columns(profile: DataProfile, drop: list[str]) -> DataProfile:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from fakes import FunctionLLM
-from threadpoolctl import threadpool_limits
 
 from hyperpilot.agents.llm import LLM
 from hyperpilot.agents.tuner.surrogates import GPSurrogate
@@ -95,7 +97,8 @@ def test_unknown_methods_are_refused_in_one_line(capsys: pytest.CaptureFixture[s
 # --- the LLM methods: recording and exact replay ---------------------------------------
 
 # One task of `hyperpilot bench tuner --datasets wine --models dt --seeds 1 --methods
-# surrogate,llambo-local`: the embedded 0.5B model's calls and the trials they decided.
+# surrogate,llambo-local`, run with PINNED_NUMERICS (below) in the environment: the embedded
+# 0.5B model's calls and the trials they decided, copied from OUT/transcripts/llambo-local/.
 RECORDED = Path(__file__).parent / "data" / "llambo-local"
 
 
@@ -108,16 +111,34 @@ def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_the_recorded_local_model_run_replays_exactly(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(LLM_SPEC_ENV, f"replay:{RECORDED}")
-    monkeypatch.delenv(LLM_BUDGET_ENV, raising=False)  # the budget comes from the recording's run.json
-    monkeypatch.setenv(TRANSCRIPTS_ENV, str(tmp_path))
-    task = make_task("wine", "dt", 0)
-    with threadpool_limits(limits=1):  # as bench_main.run_bench_task runs every method
-        trace = llm_method(task, initial_design(task), bench_main.N_TRIALS, 0)
+# The replay runs in a fresh process pinned to one code path of the numeric libraries (numpy's
+# AVX2 kernels, OpenBLAS's Haswell ones), as the recording was made: a GP proposal computed by
+# another CPU's kernels can differ in its last bit, and the search then takes another turn.
+PINNED_NUMERICS = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+                   "OPENBLAS_CORETYPE": "Haswell"}
+REPLAY = """
+import json
+from threadpoolctl import threadpool_limits
+from hyperpilot.pipelines.bench import main as bench_main
+from hyperpilot.pipelines.bench.llm import llm_method
+from hyperpilot.pipelines.bench.tasks import make_task
+from test_bench import initial_design
+task = make_task("wine", "dt", 0)
+with threadpool_limits(limits=1):  # as bench_main.run_bench_task runs every method
+    trace = llm_method(task, initial_design(task), bench_main.N_TRIALS, 0)
+print(json.dumps([[step.config, step.score] for step in trace]))
+"""
+
+
+def test_the_recorded_local_model_run_replays_exactly(tmp_path: Path) -> None:
+    env = {**os.environ, **PINNED_NUMERICS, LLM_SPEC_ENV: f"replay:{RECORDED}",
+           TRANSCRIPTS_ENV: str(tmp_path), "PYTHONPATH": str(Path(__file__).parent)}
+    env.pop(LLM_BUDGET_ENV, None)  # the budget comes from the recording's run.json
+    done = subprocess.run([sys.executable, "-c", REPLAY], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
     recorded = read_lines(RECORDED / "wine-dt-0.trials.jsonl")
-    assert outcomes(trace) == [(r["config"], r["score"]) for r in recorded]
+    assert json.loads(done.stdout) == [[r["config"], r["score"]] for r in recorded]
     replayed = read_lines(tmp_path / "llambo" / "wine-dt-0.trials.jsonl")
     assert [r["tuner"] for r in replayed] == [r["tuner"] for r in recorded]
     assert sum(r["tuner"].get("llm_calls", 0) for r in recorded) > 0  # the model did take part

@@ -156,8 +156,8 @@ def test_commands_misused_answer_in_one_line_and_the_chat_goes_on(line, expected
                                                                    tmp_path) -> None:
     from rich.console import Console
 
-    from hyperpilot.pipelines.chat import Chat
-    from hyperpilot.pipelines.chat_session import SessionStore
+    from hyperpilot.pipelines.chat.chat import Chat
+    from hyperpilot.pipelines.chat.session import SessionStore
 
     store = SessionStore(tmp_path, "unit")
     console = Console(record=True, width=200)

@@ -169,7 +169,7 @@ def test_classical_parts_swap_in_and_are_weighed_by_their_held_out_ranking() -> 
 
 def test_the_run_tuner_is_classical_without_llm_or_budget_and_logs_what_decided() -> None:
     from hyperpilot.agents.tuner.factory import tuner_sampler
-    from hyperpilot.pipelines.report import trial_rows
+    from hyperpilot.pipelines.graph.report import trial_rows
 
     llm, _ = llm_answering("truth")
     assert [s.name for s in tuner_sampler(None, "t", 50).surrogates] == ["gp"]

@@ -24,6 +24,7 @@ from hyperpilot.agents.llm.local_server import (
     resolve_model,
 )
 from hyperpilot.agents.runner import AgentSpec, decide
+from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import run_task
 from hyperpilot.tools.errors import LLMUnavailableError, LocalLLMError
 
@@ -199,8 +200,7 @@ def test_a_run_stops_its_local_server(binary, gguf, tmp_path, monkeypatch) -> No
     monkeypatch.setenv("HYPERPILOT_LLAMA_SERVER", str(binary))
     monkeypatch.setenv("HYPERPILOT_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    run_task("predict the species of iris flowers", "sklearn:iris", out,
-             llm_spec=f"local:{gguf}", trials=1)
+    run_task("predict the species of iris flowers", "sklearn:iris", out, RunOptions(llm=f"local:{gguf}", trials=1))
     result = json.loads((out / "result.json").read_text())
     assert result["llm"]["calls"] > 0 and result["llm"]["backend"].startswith("local:tiny")
     assert not _fake_servers(str(tmp_path))

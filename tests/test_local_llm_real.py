@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hyperpilot.agents.llm.local_server import extra_installed, find_server_binary
+from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import run_task
 
 pytestmark = [
@@ -33,8 +34,7 @@ def test_a_run_is_driven_by_a_real_local_llm_and_leaves_no_server(tmp_path: Path
     binary = find_server_binary()
     before = _servers_running(binary)
     out = tmp_path / "run"
-    run_task("predict the diagnosis of the tumours, optimise accuracy", "sklearn:breast_cancer",
-             out, llm_spec="local", trials=3, seed=0)
+    run_task("predict the diagnosis of the tumours, optimise accuracy", "sklearn:breast_cancer", out, RunOptions(llm="local", trials=3, seed=0))
     usage = json.loads((out / "result.json").read_text())["llm"]
     assert usage["backend"].startswith("local:qwen2.5-coder-0.5b")
     assert usage["calls"] > 0 and usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0

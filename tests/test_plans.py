@@ -18,6 +18,7 @@ from hyperpilot.agents.planner import (
     plans_rules,
 )
 from hyperpilot.pipelines.cli import main
+from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import run_task
 from hyperpilot.tools.data import load_table, profile_table
 from hyperpilot.tools.types import Budget, Constraints, TaskSpec
@@ -108,8 +109,7 @@ def _leaky_churn(rows: int = 600, seed: int = 0) -> pd.DataFrame:
 
 def test_an_injected_leak_is_caught_and_the_plan_revised(tmp_path: Path) -> None:
     frame = _leaky_churn()
-    state = run_task("predict churn, optimise accuracy", "churn table", tmp_path / "run",
-                     frame=frame, llm_spec="none", trials=6, experience=False)
+    state = run_task("predict churn, optimise accuracy", "churn table", tmp_path / "run", RunOptions(llm="none", trials=6, experience=None), frame=frame)
     assert "refund_issued" not in state["profile"]["features"]
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert len(result["revisions"]) == 1
@@ -121,9 +121,7 @@ def test_an_injected_leak_is_caught_and_the_plan_revised(tmp_path: Path) -> None
 
 
 def test_a_feature_limit_is_met_and_measured(tmp_path: Path) -> None:
-    state = run_task("predict the cultivar with at most 3 features, optimise accuracy",
-                     "sklearn:wine", tmp_path / "run", llm_spec="none", trials=6,
-                     experience=False)
+    state = run_task("predict the cultivar with at most 3 features, optimise accuracy", "sklearn:wine", tmp_path / "run", RunOptions(llm="none", trials=6, experience=None))
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["task"]["constraints"]["max_features"] == 3
     assert result["deployment"]["n_features"] <= 3 and state["status"] == "ok"
@@ -133,9 +131,7 @@ def test_a_feature_limit_is_met_and_measured(tmp_path: Path) -> None:
 
 
 def test_an_impossible_latency_says_why_no_model_met_it(tmp_path: Path) -> None:
-    state = run_task("predict the cultivar in under 0.000001 ms per row, optimise accuracy",
-                     "sklearn:wine", tmp_path / "run", llm_spec="none", trials=4,
-                     experience=False, revisions=1)
+    state = run_task("predict the cultivar in under 0.000001 ms per row, optimise accuracy", "sklearn:wine", tmp_path / "run", RunOptions(llm="none", trials=4, experience=None, revisions=1))
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert state["status"] == "failed" and result["verification"]["execution"] == "fail"
     assert len(result["revisions"]) == 1 and "ruled out" in result["revisions"][0]["changed"]

@@ -13,6 +13,7 @@ import pytest
 
 from hyperpilot.agents.llm import LLM, Transcript
 from hyperpilot.pipelines.cli import main
+from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import run_task
 from hyperpilot.tools.data import load_table
 
@@ -99,7 +100,7 @@ def test_predict_command_writes_predictions(iris_run: Path, tmp_path: Path, caps
     ("predict the diagnosis, optimise recall", "sklearn:breast_cancer", "recall"),
 ])
 def test_regression_and_binary_runs_beat_the_baseline(task, source, metric, tmp_path) -> None:
-    state = run_task(task, source, tmp_path / "run", llm_spec="none", trials=5, seed=0)
+    state = run_task(task, source, tmp_path / "run", RunOptions(llm="none", trials=5, seed=0))
     assert state["status"] == "ok" and state["task"]["metric"] == metric
     assert state["holdout"]["score"] > state["holdout"]["baseline"]
     if metric == "recall":
@@ -156,9 +157,9 @@ def test_a_non_empty_folder_that_is_not_a_run_is_never_touched(tmp_path, capsys)
 
 def test_rerunning_into_a_run_folder_replaces_only_run_files(tmp_path) -> None:
     out = tmp_path / "run"
-    run_task(IRIS_TASK, "sklearn:iris", out, llm_spec="none", trials=2)
+    run_task(IRIS_TASK, "sklearn:iris", out, RunOptions(llm="none", trials=2))
     (out / "notes.md").write_text("keep me")
-    state = run_task(IRIS_TASK, "sklearn:iris", out, llm_spec="none", trials=3, seed=2)
+    state = run_task(IRIS_TASK, "sklearn:iris", out, RunOptions(llm="none", trials=3, seed=2))
     assert len(state["trials"]) == 3 and (out / "notes.md").read_text() == "keep me"
     assert json.loads((out / "result.json").read_text())["trials"] == 3
 
@@ -187,8 +188,7 @@ IRIS_LLM_SCRIPT = [
 
 def test_scripted_llm_drives_every_agent(scripted, tmp_path) -> None:
     llm, fake = scripted(IRIS_LLM_SCRIPT)
-    state = run_task("which iris is it? optimise macro F1", "sklearn:iris", tmp_path / "run",
-                     trials=6, llm=llm)
+    state = run_task("which iris is it? optimise macro F1", "sklearn:iris", tmp_path / "run", RunOptions(trials=6), llm=llm)
     assert state["status"] == "ok"
     assert state["plan"]["source"] == "llm" and state["plan"]["trials"] == {"svm": 4, "linear": 2}
     assert state["spaces"]["svm"]["dims"][0]["low"] == 0.1
@@ -209,8 +209,7 @@ def test_scripted_llm_drives_every_agent(scripted, tmp_path) -> None:
 def test_a_recorded_transcript_replays_the_same_run(tmp_path, scripted) -> None:
     llm, _ = scripted(IRIS_LLM_SCRIPT)
     recorded = LLM(llm.backend, transcript=Transcript(tmp_path / "first.jsonl"))
-    first = run_task("which iris is it? optimise macro F1", "sklearn:iris", tmp_path / "a",
-                     trials=6, llm=recorded)
+    first = run_task("which iris is it? optimise macro F1", "sklearn:iris", tmp_path / "a", RunOptions(trials=6), llm=recorded)
     assert main(["run", "which iris is it? optimise macro F1", "--data", "sklearn:iris",
                  "--out", str(tmp_path / "b"), "--trials", "6",
                  "--llm", f"replay:{tmp_path / 'first.jsonl'}"]) == 0
@@ -226,8 +225,7 @@ def test_time_limit_stops_tuning_and_still_verifies(tmp_path) -> None:
     import time
 
     started = time.perf_counter()
-    state = run_task("predict the digit", "sklearn:digits", tmp_path / "run", llm_spec="none",
-                     trials=500, time_limit=12, seed=0)
+    state = run_task("predict the digit", "sklearn:digits", tmp_path / "run", RunOptions(llm="none", trials=500, time_limit=12, seed=0))
     elapsed = time.perf_counter() - started
     assert state["stop_reason"].startswith("time limit") and len(state["trials"]) < 500
     assert state["status"] == "ok"

@@ -314,6 +314,16 @@ def baseline_score(X: Any, y: Any, folds: Folds, task_type: TaskType, metric: st
         metric: a name from ``METRICS``.
         positive_class: the positive label for binary metrics; defaults to the last class.
     """
-    dummy: BaseEstimator = (DummyRegressor(strategy="mean") if task_type == "regression"
-                            else DummyClassifier(strategy="prior"))
-    return float(np.mean(cross_validate(dummy, X, y, folds, metric, positive_class)))
+    return float(np.mean(cross_validate(_trivial(task_type), X, y, folds, metric, positive_class)))
+
+
+def baseline_holdout(X: Any, y: Any, X_holdout: Any, y_holdout: Any, task_type: TaskType,
+                     metric: str, positive_class: Any = None) -> float:
+    """The holdout score of the trivial model of ``baseline_score``, fitted on ``X``, ``y``."""
+    dummy = _trivial(task_type).fit(X, y)
+    return score_pipeline(dummy, X_holdout, y_holdout, metric, positive_class)
+
+
+def _trivial(task_type: TaskType) -> BaseEstimator:
+    return DummyRegressor(strategy="mean") if task_type == "regression" \
+        else DummyClassifier(strategy="prior")

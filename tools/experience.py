@@ -18,7 +18,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hyperpilot.tools.knowledge import BM25
-from hyperpilot.tools.types import Config, DataProfile, TrialRecord, TrialState
+from hyperpilot.tools.types import (
+    Config,
+    DataProfile,
+    TaskSpec,
+    TrialRecord,
+    TrialState,
+    best_trial,
+    ranked_trials,
+)
 
 log = logging.getLogger(__name__)
 # Version 1 records gained ``FamilyResult.top_configs`` with a default: old records still
@@ -50,11 +58,8 @@ def top_configs(trials: list[TrialRecord], direction: str, k: int = TOP_CONFIGS)
         direction: "maximize" or "minimize", the metric's direction.
         k: how many to keep.
     """
-    sign = 1.0 if direction == "maximize" else -1.0
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.score is not None]
-    ranked = sorted(done, key=lambda t: (-sign * float(t.score), t.number))  # type: ignore[arg-type]
     out: list[Config] = []
-    for trial in ranked:
+    for trial in ranked_trials(trials, direction):
         if trial.config not in out:
             out.append(trial.config)
     return out[:k]
@@ -76,6 +81,34 @@ class Experience(BaseModel):
     families: dict[str, FamilyResult] = Field(default_factory=dict)
     failures: list[str] = Field(default_factory=list)
     seconds: float = 0.0
+
+
+def experience_of(run_id: str, task: TaskSpec, profile: DataProfile, trials: list[TrialRecord],
+                  winner: TrialRecord, holdout: float | None, seconds: float) -> Experience:
+    """What the next run's planner should know about a finished run: per family its best
+    and top configs, the winner, the first failures.
+
+    Args:
+        run_id: the run's id.
+        task: the resolved task; profile: the data profile the winner was trained on.
+        trials: every trial of the run; winner: the one that was refit and shipped.
+        holdout: the winner's holdout score; seconds: the run's wall time.
+    """
+    families: dict[str, FamilyResult] = {}
+    for family in dict.fromkeys(t.model for t in trials):
+        own = [t for t in trials if t.model == family]
+        best = best_trial(own, task.direction)
+        if best is not None:
+            families[family] = FamilyResult(best_config=best.config, best_cv=float(best.score or 0.0),
+                                            trials=len(own),
+                                            top_configs=top_configs(own, task.direction))
+    return Experience(
+        run_id=run_id, text=task.text, task_type=task.task_type, metric=task.metric,
+        direction=task.direction, meta=meta_features(profile),
+        best_model=winner.model, best_cv=float(winner.score or 0.0),
+        holdout=holdout, families=families,
+        failures=[t.error for t in trials if t.state == TrialState.FAIL and t.error][:20],
+        seconds=seconds)
 
 
 def default_store_path() -> Path:

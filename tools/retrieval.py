@@ -3,6 +3,8 @@ similar past runs from the experience store. No LLM here."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from hyperpilot.tools.experience import Experience, ExperienceStore, meta_features
@@ -33,6 +35,18 @@ class Retrieved(BaseModel):
     cards: list[ScoredCard] = Field(default_factory=list)
     family_cards: dict[str, Card] = Field(default_factory=dict)
     runs: list[ScoredRun] = Field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """What was found, as JSON-able data (past winners' configs included)."""
+        return {
+            "query": self.query,
+            "cards": [{"id": c.card.id, "score": round(c.score, 3)} for c in self.cards],
+            "runs": [{"run_id": r.run.run_id, "similarity": round(r.similarity, 3),
+                      "winner": r.run.best_model, "best_cv": r.run.best_cv,
+                      "configs": {f: v.best_config for f, v in r.run.families.items()},
+                      "top_configs": {f: v.starts() for f, v in r.run.families.items()}}
+                     for r in self.runs],
+        }
 
 
 def metric_query(task: TaskSpec) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -111,6 +113,21 @@ class TrialRecord(BaseModel):
     # What decided a sampler's proposal (surrogate weights, trust scores, LLM calls and
     # tokens spent); empty for enqueued configs and samplers that do not explain.
     tuner: dict[str, Any] = Field(default_factory=dict)
+
+
+def ranked_trials(trials: Sequence[TrialRecord], direction: Direction | str) -> list[TrialRecord]:
+    """The COMPLETE trials with a finite score, best first by ``direction``; the earlier
+    trial (lower number) wins a tie."""
+    sign = 1.0 if direction == "maximize" else -1.0
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.score is not None
+            and math.isfinite(t.score)]
+    return sorted(done, key=lambda t: (-sign * float(t.score), t.number))  # type: ignore[arg-type]
+
+
+def best_trial(trials: Sequence[TrialRecord], direction: Direction | str) -> TrialRecord | None:
+    """The best COMPLETE trial by ``direction`` (the earlier one wins a tie), or None."""
+    ranked = ranked_trials(trials, direction)
+    return ranked[0] if ranked else None
 
 
 class DataSteps(BaseModel):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from hyperpilot.agents.model_agent import choose_space
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
 from hyperpilot.agents.tuner.factory import tuner_sampler
 from hyperpilot.agents.tuner.halving import (
@@ -21,7 +22,7 @@ from hyperpilot.agents.tuner.halving import (
 )
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.tools.errors import TrialFailed
-from hyperpilot.tools.evaluate import cross_validate, get_metric
+from hyperpilot.tools.evaluate import cross_validate, get_metric, make_folds
 from hyperpilot.tools.preprocess import build_pipeline
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.types import (
@@ -33,6 +34,9 @@ from hyperpilot.tools.types import (
     TrialState,
 )
 from hyperpilot.tools.zoo import get_model
+
+# Fold halving starts once a family's full trials take this long (median seconds).
+HALVING_MIN_SECONDS = 2.0
 
 
 class WarmStartDraft(BaseModel):
@@ -52,6 +56,36 @@ class TrainingData:
     X: pd.DataFrame
     y: pd.Series
     folds: list[tuple[np.ndarray, np.ndarray]]
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame, task: TaskSpec, seed: int) -> TrainingData:
+        """The training rows split into features and target, with 5 folds (3 from 20,000 rows)."""
+        X, y = rows.drop(columns=[task.target]), rows[task.target]
+        n_splits = 5 if len(rows) < 20_000 else 3
+        return cls(X=X, y=y, folds=make_folds(y.to_numpy(), task.task_type, n_splits, seed))
+
+
+@dataclass(frozen=True)
+class FamilySearch:
+    """A family's search space (the model agent's) and its warm starts (the tuner's)."""
+
+    space: Decision[SearchSpace]
+    warm: Decision[list[Config]]
+
+
+def family_searches(families: Sequence[str], task: TaskSpec, profile: DataProfile, n_train: int,
+                    llm: object | None, past_runs: Sequence[dict[str, Any]] = ()
+                    ) -> dict[str, FamilySearch]:
+    """Each family's space and warm starts. ``past_runs`` are retrieved similar runs (with
+    ``configs`` and ``top_configs`` per family), most similar first."""
+    out = {}
+    for family in families:
+        space = choose_space(family, task, profile, n_train, llm)
+        past = [r.get("top_configs", {}).get(family) or r["configs"][family]
+                for r in past_runs if family in r.get("configs", {})]
+        out[family] = FamilySearch(space, warm_start(family, space.value, task, profile, llm,
+                                                     past=past))
+    return out
 
 
 def warm_start(family: str, space: SearchSpace, task: TaskSpec, profile: DataProfile,
@@ -195,3 +229,21 @@ def build_model_pipeline(family: str, config: Config, task: TaskSpec, profile: D
     estimator = entry.build(task.task_type, config, seed, needs_proba=needs_proba)
     return build_pipeline(profile, estimator, scale=entry.scale,
                           steps=DataSteps.model_validate(steps) if steps else None, seed=seed)
+
+
+def halving_for(history: Sequence[TrialRecord], family: str, plan_id: str,
+                enabled: bool) -> FoldHalving | None:
+    """Fold halving for a family whose full trials are slow enough for it to pay: on fast,
+    small data it saves seconds and costs the search the complete trials it learns from."""
+    full = [t.seconds for t in history if t.model == family and t.plan_id == plan_id
+            and t.state == TrialState.COMPLETE]
+    if not enabled or not full or float(np.median(full)) < HALVING_MIN_SECONDS:
+        return None
+    return FoldHalving()
+
+
+def refit(trial: TrialRecord, task: TaskSpec, profile: DataProfile, data: TrainingData,
+          seed: int, steps: dict[str, Any] | None = None) -> Any:
+    """The trial's pipeline fitted on every training row (no fold held out)."""
+    pipeline = build_model_pipeline(trial.model, trial.config, task, profile, seed, steps)
+    return pipeline.fit(data.X, data.y)

@@ -25,7 +25,7 @@ import numpy as np
 from hyperpilot.agents.tuner.history import observed
 from hyperpilot.agents.tuner.samplers import DIRECTIONS, RandomSampler, Sampler
 from hyperpilot.tools.space import SearchSpace
-from hyperpilot.tools.types import Config, TrialRecord, TrialState
+from hyperpilot.tools.types import Config, TrialRecord, TrialState, best_trial
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +95,7 @@ class Study:
     @property
     def best(self) -> TrialRecord | None:
         """The best COMPLETE record by the study's direction; the lowest number wins a tie."""
-        sign = 1.0 if self.direction == "maximize" else -1.0
-        scored = [(sign * r.score, -r.number, r) for r in self._records
-                  if r.state is TrialState.COMPLETE and r.score is not None
-                  and math.isfinite(r.score)]
-        return max(scored, key=lambda item: item[:2])[2] if scored else None
+        return best_trial(self._records, self.direction)
 
     @property
     def pending(self) -> tuple[Trial, ...]:

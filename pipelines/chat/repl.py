@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from hyperpilot.agents.llm import make_llm
-from hyperpilot.pipelines.chat import Chat
-from hyperpilot.pipelines.chat_session import SessionStore, new_session_id
+from hyperpilot.pipelines.chat.chat import Chat
+from hyperpilot.pipelines.chat.session import SessionStore, new_session_id
+from hyperpilot.pipelines.options import RunOptions
 
 HISTORY_LINES = 1000
 
@@ -23,7 +24,7 @@ def run_chat(data: str | None, session: str | None, llm_spec: str | None, trials
     store = SessionStore(runs_root, session or new_session_id())
     try:
         llm, described = make_llm(llm_spec, transcript_path=store.folder / "transcript.jsonl")
-        chat = Chat(store, llm, console)
+        chat = Chat(store, llm, console, RunOptions(llm=llm_spec if llm is not None else "none"))
         _greet(chat, store, described, resumed=session is not None and not store.is_new)
         if trials is not None:
             store.save({"trials": trials})

@@ -6,22 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 
+from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.tools.errors import DataError
 from hyperpilot.tools.importance import permutation_importance
 
 
 def run_facts(run_dir: Path, with_importance: bool = True) -> dict[str, Any]:
     """A flat name -> value table of what a run measured, for answers that cite it."""
-    path = run_dir / "result.json"
-    if not path.is_file():
-        raise DataError(f"{run_dir} holds no finished run yet")
-    result = json.loads(path.read_text())
+    folder = RunFolder(run_dir)
+    result = folder.read_result()
     if not result.get("best"):
         raise DataError(f"the run in {run_dir} stopped before a model was chosen")
-    board = pd.read_csv(run_dir / "leaderboard.csv")
+    board = folder.read_leaderboard()
     facts = {**_winner(result, board), **_tried(result, board)}
     if with_importance:
         facts["importance"] = _importance_text(run_dir, result)
@@ -63,8 +61,8 @@ def _tried(result: dict[str, Any], board: pd.DataFrame) -> dict[str, Any]:
 def importance(run_dir: Path, result: dict[str, Any]) -> list[dict[str, Any]]:
     """Permutation importance of the saved model on the run's holdout rows."""
     task = result["task"]
-    rows = pd.read_parquet(run_dir / "holdout.parquet")
-    model = joblib.load(run_dir / "model.joblib")
+    folder = RunFolder(run_dir)
+    rows, model = folder.read_holdout(), folder.load_model()
     X, y = rows.drop(columns=[task["target"]]), rows[task["target"]]
     return permutation_importance(model, X, y, result["features"], task["metric"],
                                   task.get("positive_class"), seed=result.get("seed") or 0)

@@ -19,10 +19,12 @@ from rich.table import Table
 from hyperpilot.agents.explain import explain, explain_rules
 from hyperpilot.agents.intent import Intent, find_family, route
 from hyperpilot.agents.request import parse_request
-from hyperpilot.pipelines.chat_session import SessionStore
-from hyperpilot.pipelines.chat_spec import preview, run_text, settled, spec_lines, target_of
+from hyperpilot.pipelines.chat.records import run_facts
+from hyperpilot.pipelines.chat.session import SessionStore
+from hyperpilot.pipelines.chat.spec import preview, run_text, settled, spec_lines, target_of
 from hyperpilot.pipelines.continue_run import checkpointed_trials, continue_run
-from hyperpilot.pipelines.records import run_facts
+from hyperpilot.pipelines.folder import RunFolder
+from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import predict, run_task
 from hyperpilot.tools.artifacts import write_text
 from hyperpilot.tools.data import load_table
@@ -45,8 +47,12 @@ Say what you want in words ("predict churn, optimise recall"), or use a command:
 class Chat:
     """One conversation: routes each line, acts, answers, and records the turn."""
 
-    def __init__(self, store: SessionStore, llm: Any, console: Console) -> None:
+    def __init__(self, store: SessionStore, llm: Any, console: Console,
+                 options: RunOptions | None = None) -> None:
+        """``options`` are the session's run options (its LLM spec among them); each run
+        takes its trial budget from the session."""
         self.store, self.llm, self.console = store, llm, console
+        self.options = options or RunOptions(llm=None if llm is not None else "none")
         self._frame: pd.DataFrame | None = None
         self._said: list[str] = []
 
@@ -204,8 +210,9 @@ class Chat:
         out = self.store.next_run_dir()
         self.store.save({"run_dir": str(out), "runs": self.store.state.get("runs", 0) + 1})
         self.say(f"Running in {out} (Ctrl-C stops it and keeps finished trials).")
-        state = run_task(run_text(spec), self.store.state["data"], out, trials=spec["trials"],
-                         progress=self.progress, frame=self.frame(), **self._llm_option())
+        options = self.options.changed(trials=spec["trials"])
+        state = run_task(run_text(spec), self.store.state["data"], out, options,
+                         progress=self.progress, frame=self.frame(), llm=self.llm)
         self._finished(state)
 
     def more(self, trials: int, family: str | None) -> None:
@@ -213,7 +220,7 @@ class Chat:
         self.say(f"Continuing {run_dir}" + (f" with {trials} more trials" if trials else "")
                  + (f" for {family}" if family else "") + ".")
         state = continue_run(run_dir, more=trials, family=family, progress=self.progress,
-                             frame=self.frame(), **self._llm_option())
+                             frame=self.frame(), llm=self.llm)
         self._finished(state)
 
     def without(self, column: str) -> None:
@@ -222,7 +229,7 @@ class Chat:
         run_dir = self._run_dir()
         self.say(f"Searching again without {column}, in {run_dir}.")
         state = continue_run(run_dir, drop=[column], progress=self.progress, frame=self.frame(),
-                             **self._llm_option())
+                             llm=self.llm)
         self._finished(state)
 
     def progress(self, line: str) -> None:
@@ -250,9 +257,6 @@ class Chat:
             raise HyperpilotError("there is no run yet; describe the task and say go")
         return Path(run_dir)
 
-    def _llm_option(self) -> dict[str, Any]:
-        return {"llm": self.llm} if self.llm is not None else {"llm_spec": "none"}
-
     # --- results ---------------------------------------------------------------------
 
     def answer(self, question: str) -> None:
@@ -273,8 +277,8 @@ class Chat:
         self.show_spec()
         run_dir = state.get("run_dir")
         if run_dir:
-            result = Path(run_dir) / "result.json"
-            done = "finished" if result.exists() else "not finished (interrupted?)"
+            done = "finished" if RunFolder(Path(run_dir)).result.exists() \
+                else "not finished (interrupted?)"
             self.say(f"Last run: {run_dir}, {done}; {checkpointed_trials(Path(run_dir))} "
                      f"trials on record.")
 

@@ -13,7 +13,7 @@ from hyperpilot.agents.data_agent import (
     resolve_task_type,
 )
 from hyperpilot.agents.request import RequestDraft
-from hyperpilot.pipelines.chat_session import DEFAULT_TRIALS, ChatState
+from hyperpilot.pipelines.chat.session import DEFAULT_TRIALS, ChatState
 from hyperpilot.tools.data import bundled_target, profile_table
 from hyperpilot.tools.evaluate import get_metric
 

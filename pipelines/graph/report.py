@@ -1,14 +1,38 @@
-"""The run folder: result.json, leaderboard.csv, trials.jsonl and report.md."""
+"""The report node: result.json, leaderboard.csv, trials.jsonl and report.md, and the run
+added to the experience store."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pandas as pd
 
-from hyperpilot.pipelines.state import RunContext, RunState
-from hyperpilot.tools.artifacts import write_json, write_jsonl, write_text
+from hyperpilot.pipelines.graph.state import (
+    RunContext,
+    RunState,
+    best_record,
+    plans_of,
+    profile_of,
+    task_of,
+    trials_of,
+)
+from hyperpilot.tools.experience import experience_of
+from hyperpilot.tools.types import best_trial
+
+
+def report_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    write_run_folder(state, ctx)
+    if state.get("status") == "rejected":
+        return {}
+    if ctx.experience is not None:
+        record = experience_of(state["run_id"], task_of(state), profile_of(state),
+                               trials_of(state), best_record(state), state["holdout"]["score"],
+                               time.time() - state["started_at"])
+        ctx.experience.add(record)
+        ctx.progress(f"[experience] run {state['run_id']} saved to {ctx.experience.path}")
+    return {"status": state.get("status", "ok")}
 
 
 def llm_usage(ctx: RunContext) -> dict[str, Any]:
@@ -73,23 +97,24 @@ def result_document(state: RunState, ctx: RunContext) -> dict[str, Any]:
         "dropped": {**state.get("profile", {}).get("dropped", {}),
                     **state.get("profile", {}).get("leakage", {})},
         "llm": llm_usage(ctx),
-        "seed": state.get("seed"),
+        "seed": ctx.options.seed,
+        "options": ctx.options.model_dump(mode="json"),
     }
 
 
 def plan_summaries(state: RunState) -> list[dict[str, Any]]:
     """Each of the current revision's plans with what it cites, its model families, its
     preprocessing, how many trials it ran and its best CV score."""
-    plans = state.get("plans") or ([state["plan"]] if state.get("plan") else [])
+    if not (state.get("plans") or state.get("plan")):
+        return []
     direction = state.get("task", {}).get("direction", "maximize")
     out = []
-    for plan in plans:
-        own = [t for t in state.get("trials", []) if t.get("plan_id", plan["id"]) == plan["id"]]
-        scores = [t["score"] for t in own if t["score"] is not None]
-        best = (max(scores) if direction == "maximize" else min(scores)) if scores else None
-        out.append({"id": plan["id"], "cites": plan.get("sources", []),
-                    "models": list(plan["trials"]), "steps": plan.get("steps", {}),
-                    "source": plan.get("source", "rules"), "trials": len(own), "best_cv": best})
+    for plan in plans_of(state).values():
+        own = trials_of(state, {plan.id})
+        best = best_trial(own, direction)
+        out.append({"id": plan.id, "cites": plan.sources, "models": list(plan.trials),
+                    "steps": plan.steps, "source": plan.source, "trials": len(own),
+                    "best_cv": None if best is None else best.score})
     return out
 
 
@@ -103,17 +128,15 @@ def _deployment(state: RunState) -> dict[str, Any] | None:
 
 
 def write_run_folder(state: RunState, ctx: RunContext) -> None:
-    out = ctx.out_dir
-    write_json(out / "result.json", result_document(state, ctx))
-    write_jsonl(out / "trials.jsonl", trial_rows(state))
     board = leaderboard(state)
-    write_text(out / "leaderboard.csv", board.to_csv(index=False))
-    write_text(out / "report.md", render_report(state, ctx, board))
+    ctx.folder.write_records(result_document(state, ctx), trial_rows(state), board,
+                             render_report(state, ctx, board))
 
 
 def render_report(state: RunState, ctx: RunContext, board: pd.DataFrame) -> str:
     """``report.md``: what was asked, what was tried, what won and why, the holdout score."""
-    parts = [f"# hyperpilot run\n\n> {state['text']}\n", _asked(state), _decisions(state)]
+    parts = [f"# hyperpilot run\n\n> {state['text']}\n", _asked(state, ctx.options.seed),
+             _decisions(state)]
     if state.get("status") == "rejected":
         reasons = state["verification"]["request"]["reasons"]
         parts.append("## Stopped at the request check\n\n" + _bullets(reasons))
@@ -128,7 +151,7 @@ def _bullets(lines: list[str]) -> str:
     return "".join(f"- {line}\n" for line in lines) if lines else "- (none)\n"
 
 
-def _asked(state: RunState) -> str:
+def _asked(state: RunState, seed: int) -> str:
     task = state.get("task")
     if not task:
         return f"## What was asked\n\n- data: `{state['source']}`\n"
@@ -137,7 +160,7 @@ def _asked(state: RunState) -> str:
     constraints = {k: v for k, v in task["constraints"].items() if v not in (None, False)}
     lines = [f"data: `{task['data_source']}`", f"task: {task['task_type']} on target "
              f"`{task['target']}`", f"metric: {task['metric']} ({task['direction']})",
-             f"budget: {budget['trials']} trials{limit}", f"seed: {state['seed']}"]
+             f"budget: {budget['trials']} trials{limit}", f"seed: {seed}"]
     if task.get("positive_class") is not None:
         lines.append(f"positive class: `{task['positive_class']}`")
     if constraints:

@@ -1,0 +1,116 @@
+"""The last nodes of a run: refit the winner, measure and verify it, or revise the plan."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from hyperpilot.agents.tuner.agent import refit
+from hyperpilot.agents.verifier import Revision, measure, verify
+from hyperpilot.pipelines.graph.report import plan_summaries
+from hyperpilot.pipelines.graph.state import (
+    RunContext,
+    RunState,
+    best_record,
+    event,
+    measurements_of,
+    plans_of,
+    profile_of,
+    task_of,
+    trials_of,
+)
+from hyperpilot.tools.errors import HyperpilotError
+from hyperpilot.tools.types import TrialRecord, TrialState, best_trial
+
+# A revision starts only while at least this share of --time-limit is left.
+REVISION_TIME_SHARE = 0.4
+
+
+def winner(trials: list[TrialRecord], direction: str) -> TrialRecord:
+    """The best complete trial; when every trial failed, the error says why the first did."""
+    best = best_trial(trials, direction)
+    if best is None:
+        first = next((t.error for t in trials if t.state == TrialState.FAIL and t.error),
+                     "no trial ran")
+        raise HyperpilotError(f"all {len(trials)} trials failed; first reason: {first}")
+    return best
+
+
+def finalize_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    task, profile, plans = task_of(state), profile_of(state), plans_of(state)
+    # Only the current revision's plans were trained on the current features.
+    best = winner(trials_of(state, set(plans)), task.direction)
+    plan = plans[best.plan_id]
+    ctx.progress(f"[select] {best.model} (trial #{best.number}, {best.plan_id}) with CV "
+                 f"{task.metric} {best.score:.4f}; refitting on {len(state['split']['train'])} rows")
+    data = ctx.training(state)
+    pipeline = refit(best, task, profile, data, ctx.options.seed, plan.steps)
+    ctx.folder.save_model(pipeline)
+    ctx.folder.save_holdout(ctx.holdout_rows(state))
+    X_hold, y_hold = ctx.holdout(state)
+    measured = measure(pipeline, data, X_hold, y_hold, task, profile, ctx.folder.model,
+                       ctx.options.seed)
+    ctx.progress(f"[holdout] {task.metric} {measured.holdout_score:.4f} on {len(y_hold)} rows "
+                 "never seen in tuning")
+    return {
+        "plan": plan.model_dump(),
+        "best": {"model": best.model, "config": best.config, "cv_score": best.score,
+                 "cv_std": float(np.std(best.fold_scores)) if best.fold_scores else 0.0,
+                 "trial": best.number, "plan_id": best.plan_id},
+        "holdout": {"metric": task.metric, "score": measured.holdout_score,
+                    "rows": measured.holdout_rows, "baseline": measured.baseline_holdout},
+        "baseline_cv": measured.baseline_cv,
+        "deployment": measured.deployment.model_dump(),
+        "leak_screen": measured.leak_screen.model_dump(),
+    }
+
+
+def verify_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    verdict = verify(task_of(state), profile_of(state), trials_of(state), best_record(state),
+                     measurements_of(state), ctx.train_rows(state), ctx.holdout_rows(state),
+                     ctx.folder.model, ctx.folder.holdout,
+                     excluded=state.get("excluded", []), llm=ctx.llm)
+    checks = {"request": state["verification"]["request"],
+              "execution": verdict.execution.model_dump(),
+              "implementation": verdict.implementation.model_dump()}
+    ok = all(c["status"] == "pass" for c in checks.values())
+    for name, check in checks.items():
+        ctx.progress(f"[verify] {name}: {check['status']}"
+                     + ("" if check["status"] == "pass" else f" ({'; '.join(check['reasons'])})"))
+    return {"verification": {**checks, "review": verdict.review.model_dump(),
+                             "review_source": verdict.review_source, "predict": verdict.predict,
+                             "constraints": [c.model_dump() for c in verdict.constraints],
+                             "shift": [f.model_dump() for f in verdict.shift]},
+            "status": "ok" if ok else "failed",
+            "pending_revision": verdict.revision.model_dump() if verdict.revision else {}}
+
+
+def after_verify(state: RunState, ctx: RunContext) -> str:
+    """Back to the planner when a check failed for a reason a new plan can fix, while
+    revisions and time are left."""
+    if state.get("status") != "failed" or not state.get("pending_revision"):
+        return "report"
+    if int(state.get("revision", 0)) >= ctx.options.revisions:
+        ctx.progress(f"[revise] no revision left (--revisions {ctx.options.revisions})")
+        return "report"
+    limit = ctx.options.time_limit
+    if limit is not None and time.time() > state["started_at"] + (1 - REVISION_TIME_SHARE) * limit:
+        ctx.progress("[revise] too little time left for a revision")
+        return "report"
+    return "revise"
+
+
+def revise_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    """Apply the change verification asked for and send the run back to the planner."""
+    change = Revision.model_validate(state["pending_revision"])
+    revision = int(state.get("revision", 0)) + 1
+    ctx.progress(f"[revise] revision {revision}: {change.reason} -> {change.changed}")
+    record = {"revision": revision, "reason": change.reason, "changed": change.changed}
+    return {"profile": change.apply(profile_of(state)).model_dump(), "revision": revision,
+            "revisions": [*state.get("revisions", []), record],
+            "past_plans": [*state.get("past_plans", []), *plan_summaries(state)],
+            "excluded": [*state.get("excluded", []), *change.exclude],
+            "pending_revision": {}, "stop_reason": "",
+            "events": [event("revise", None, f"{change.reason}; {change.changed}")]}

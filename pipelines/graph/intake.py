@@ -1,0 +1,56 @@
+"""The first nodes of a run: read the request, settle the task and the data, check the request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hyperpilot.agents.data_agent import prepare_data
+from hyperpilot.agents.request import parse_request
+from hyperpilot.agents.verifier import check_request
+from hyperpilot.pipelines.graph.state import RunContext, RunState, draft_of, event
+from hyperpilot.tools.errors import HyperpilotError
+from hyperpilot.tools.types import Budget, TaskSpec
+
+
+def parse_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    decision = parse_request(state["text"], [str(c) for c in ctx.frame.columns], ctx.llm)
+    draft = decision.value
+    ctx.progress(f"[parse] target: {draft.target or '(not named)'}, metric: "
+                 f"{draft.metric or '(not named)'} [{decision.source}]")
+    return {"draft": draft.model_dump(), "events": [event("parse", decision, "read the request")]}
+
+
+def data_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    draft = draft_of(state)
+    if not draft.is_ml:
+        return {"problems": []}
+    budget = Budget(trials=state["trials_budget"], time_limit=ctx.options.time_limit)
+    try:
+        data = prepare_data(state["text"], draft, ctx.frame, state["source"], budget,
+                            ctx.options.seed, ctx.llm)
+    except HyperpilotError as err:
+        return {"problems": [str(err)]}
+    task, profile = data.task, data.profile
+    ctx.progress(f"[data] target '{task.target}' ({data.target.note or data.target.source}); "
+                 f"{task.task_type}, {profile.n_rows} rows, {len(profile.features)} features; "
+                 f"metric {task.metric}; holdout {len(data.holdout)} rows")
+    for name, why in {**profile.dropped, **profile.leakage}.items():
+        ctx.progress(f"[data] dropped column '{name}': {why}")
+    events = [event("data", data.target, f"target '{task.target}'"),
+              event("data", None, f"{task.task_type} task, metric {task.metric}, "
+                                  f"{len(data.train)} training rows, {len(data.holdout)} holdout rows")]
+    return {"task": task.model_dump(), "profile": profile.model_dump(), "problems": [],
+            "split": {"train": data.train, "holdout": data.holdout}, "events": events}
+
+
+def verify_request_node(state: RunState) -> dict[str, Any]:
+    task = TaskSpec.model_validate(state["task"]) if "task" in state else None
+    result = check_request(draft_of(state), state.get("problems", []), task)
+    update: dict[str, Any] = {"verification": {"request": result.model_dump()}}
+    if result.status == "fail":
+        update["status"] = "rejected"
+    return update
+
+
+def after_request(state: RunState) -> str:
+    return "report" if state.get("status") == "rejected" else "plan"

@@ -1,0 +1,152 @@
+"""Tuning: one trial of every running plan per step, in parallel (LangGraph ``Send``), and
+successive halving between plans: when a stage's trials are in, the plans with the best CV
+scores go on with the next stage's budget."""
+
+from __future__ import annotations
+
+import os
+import time
+from math import ceil
+from typing import Any
+
+import numpy as np
+from langgraph.types import Send
+
+from hyperpilot.agents.tuner.agent import halving_for, next_family, run_trial
+from hyperpilot.pipelines.graph.planning import revision_budget
+from hyperpilot.pipelines.graph.state import (
+    RunContext,
+    RunState,
+    event,
+    plans_of,
+    profile_of,
+    space_of,
+    task_of,
+    trials_of,
+)
+from hyperpilot.tools.types import TaskSpec, TrialRecord, TrialState, best_trial
+
+# Tuning stops this far before --time-limit, leaving time to refit and verify the winner:
+# a share of the limit, but never less than a fixed reserve (a fresh-process reload alone
+# takes a few seconds).
+FINISH_SHARE_OF_TIME = 0.2
+FINISH_RESERVE_SECONDS = 5.0
+
+
+def open_plans(state: RunState) -> list[str]:
+    """Running plans with trials left in this stage (and a family left to try)."""
+    plans = plans_of(state)
+    out = []
+    for plan_id in state["active"]:
+        own = trials_of(state, {plan_id})
+        if len(own) < state["allot"][plan_id] and next_family(plans[plan_id].trials, own):
+            out.append(plan_id)
+    return out
+
+
+def schedule_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    """Stop on time, or when a stage is done keep the best plans for the next one."""
+    current = trials_of(state, set(plans_of(state)))
+    stop = time_stop(state, current, ctx.options.time_limit)
+    if stop:
+        return {"stop_reason": stop}
+    if open_plans(state):
+        return {}
+    stage, stages = int(state["stage"]), state["stages"]
+    if stage + 1 >= len(stages):
+        return {"stop_reason": f"all {len(current)} planned trials done"}
+    direction = task_of(state).direction
+    ranked = sorted(state["active"], key=lambda p: _plan_rank(plan_best(state, p, direction),
+                                                              direction))
+    keep, trials_each = ranked[:stages[stage + 1][0]], stages[stage + 1][1]
+    dropped = [p for p in ranked if p not in keep]
+    line = (f"after stage {stage + 1}: kept {_scores(state, keep)}; stopped "
+            f"{_scores(state, dropped)}")
+    ctx.progress(f"[halving] {line}")
+    allot = dict(state["allot"])
+    for plan_id in keep:
+        allot[plan_id] += trials_each
+    return {"active": keep, "stage": stage + 1, "allot": allot,
+            "events": [event("halving", None, line)]}
+
+
+def plan_best(state: RunState, plan_id: str, direction: str) -> float | None:
+    best = best_trial(trials_of(state, {plan_id}), direction)
+    return None if best is None else best.score
+
+
+def _plan_rank(best: float | None, direction: str) -> tuple[int, float]:
+    if best is None:
+        return (1, 0.0)
+    return (0, -best if direction == "maximize" else best)
+
+
+def _scores(state: RunState, plan_ids: list[str]) -> str:
+    if not plan_ids:
+        return "none"
+    direction = state["task"]["direction"]
+    parts = []
+    for plan_id in plan_ids:
+        best = plan_best(state, plan_id, direction)
+        parts.append(f"{plan_id} ({'no score' if best is None else f'best CV {best:.4f}'})")
+    return ", ".join(parts)
+
+
+def time_stop(state: RunState, trials: list[TrialRecord], limit: float | None) -> str:
+    """Why tuning must stop now to leave time to refit and verify, or ''."""
+    if limit is None or not trials:
+        return ""
+    reserve = max(FINISH_SHARE_OF_TIME * limit, FINISH_RESERVE_SECONDS)
+    deadline = state["started_at"] + limit - reserve
+    # Running plans train at once, sharing the cores: a round takes longer than one trial.
+    rounds = ceil(len(open_plans(state)) / (os.cpu_count() or 1))
+    typical = float(np.median([t.seconds for t in trials])) * max(1, rounds)
+    if time.time() + typical > deadline:
+        return f"time limit: stopped after {len(trials)} trials ({limit:.0f} s budget)"
+    return ""
+
+
+def dispatch(state: RunState) -> list[Send] | str:
+    """One ``tune_plan`` branch per running plan, run in parallel; or the next step."""
+    if state.get("stop_reason"):
+        return "finalize"
+    running = open_plans(state)
+    if not running:
+        return "schedule"
+    return [Send("tune_plan", {**state, "current_plan": plan_id, "slot": slot})
+            for slot, plan_id in enumerate(running)]
+
+
+def tune_plan_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    """One trial of one plan, in that plan's own study."""
+    task = task_of(state)
+    plans = plans_of(state)
+    plan = plans[state["current_plan"]]
+    history = trials_of(state)
+    family = next_family(plan.trials, [t for t in history if t.plan_id == plan.id])
+    if family is None:
+        return {}
+    record = run_trial(family, space_of(state, family), state["warm"][family], history, task,
+                       profile_of(state), ctx.training(state), ctx.options.seed, plan.id,
+                       llm=ctx.llm, llm_budget=ctx.options.llm_budget,
+                       number=len(history) + int(state["slot"]), steps=plan.steps,
+                       halving=halving_for(history, family, plan.id, ctx.options.halving))
+    total = revision_budget(state)
+    if state.get("revision"):  # count the trials of earlier revisions too
+        total += len(history) - len(trials_of(state, set(plans)))
+    _show_trial(ctx, record, history, total, task, plan.id, len(plans) > 1)
+    return {"trials": [record.model_dump(mode="json")]}
+
+
+def _show_trial(ctx: RunContext, record: TrialRecord, history: list[TrialRecord], total: int,
+                task: TaskSpec, plan_id: str, several: bool) -> None:
+    best = best_trial(history + [record], task.direction)
+    if record.state == TrialState.PRUNED:
+        score = (f"stopped after {record.tuner.get('pruned_rung', '?')} fold(s) at "
+                 f"{record.tuner.get('rung_score', float('nan')):.4f}, behind the family's best")
+    else:
+        score = f"{record.score:.4f}" if record.score is not None else f"FAIL ({record.error[:80]})"
+    leader = f"best {best.score:.4f} {best.model}" if best else "no complete trial yet"
+    where = f" [{plan_id}]" if several else ""
+    ctx.progress(f"[tune] trial {record.number + 1}/{total}{where} {record.model}: {score} in "
+                 f"{record.seconds:.1f}s; {leader}")
