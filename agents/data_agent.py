@@ -185,3 +185,20 @@ def _actual_label(label: str | None, y: pd.Series) -> Any:
         if str(value) == label:
             return value.item() if isinstance(value, np.generic) else value
     return label
+
+
+def without_columns(profile: DataProfile, drop: list[str]) -> DataProfile:
+    """The profile with ``drop`` (features in use) left out on the user's request."""
+    already = {c: profile.dropped.get(c) or profile.leakage.get(c) for c in drop
+               if c in profile.dropped or c in profile.leakage}
+    if already:
+        reasons = "; ".join(f"'{c}' ({why})" for c, why in already.items())
+        raise TaskSpecError(f"already left out of this run: {reasons}")
+    unknown = [c for c in drop if c not in profile.features]
+    if unknown:
+        raise TaskSpecError(f"{unknown} not among the features in use: {profile.features}")
+    features = [f for f in profile.features if f not in drop]
+    if not features:
+        raise TaskSpecError("dropping those columns leaves no feature to train on")
+    dropped = {**profile.dropped, **{c: "left out on request" for c in drop}}
+    return profile.model_copy(update={"features": features, "dropped": dropped})

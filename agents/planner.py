@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
+from hyperpilot.tools.errors import TaskSpecError
 from hyperpilot.tools.knowledge import shipped_cards
 from hyperpilot.tools.retrieval import Retrieved, ScoredCard, retrieve
 from hyperpilot.tools.types import DataProfile, TaskSpec
@@ -316,3 +317,31 @@ def _unique_families(families: list[FamilyPlan]) -> list[FamilyPlan]:
     for family in families:
         seen.setdefault(family.name, family)
     return list(seen.values())
+
+
+def respread(plan: Plan, n: int, new_id: str | None = None) -> Plan:
+    """The plan with ``n`` more trials over its families by share (the best-weighted first
+    when few); with ``new_id``, a new plan of only those ``n`` trials."""
+    ranked = sorted(plan.families, key=lambda f: -f.share)
+    counts = {f.name: 0 if new_id else plan.trials.get(f.name, 0) for f in plan.families}
+    total_share = sum(f.share for f in ranked)
+    given = {f.name: int(n * f.share / total_share) for f in ranked}
+    for i in range(n - sum(given.values())):
+        given[ranked[i % len(ranked)].name] += 1
+    trials = {name: counts[name] + given[name] for name in counts if counts[name] + given[name] > 0}
+    return plan.model_copy(update={"id": new_id or plan.id, "trials": trials,
+                                   "families": [f for f in plan.families if f.name in trials]})
+
+
+def widen(plan: Plan, more: int, family: str | None, eligible: list[str]) -> Plan:
+    """The plan with ``more`` trials: all for ``family`` (added when the plan lacks it; it
+    must be eligible), else spread over the plan's families."""
+    if family is None:
+        return respread(plan, more)
+    if family not in eligible:
+        raise TaskSpecError(f"'{family}' cannot be used for this task; choose one of {eligible}")
+    families, trials = list(plan.families), dict(plan.trials)
+    if family not in trials:
+        families.append(FamilyPlan(name=family, share=1.0, reason="asked for in a continuation"))
+    trials[family] = trials.get(family, 0) + more
+    return plan.model_copy(update={"families": families, "trials": trials})

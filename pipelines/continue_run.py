@@ -15,11 +15,12 @@ from typing import Any
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from hyperpilot.agents.data_agent import without_columns
 from hyperpilot.agents.llm import LLMClient
-from hyperpilot.agents.planner import FamilyPlan, Plan, eligible_families
+from hyperpilot.agents.planner import eligible_families, respread, widen
 from hyperpilot.agents.tuner.agent import family_searches
 from hyperpilot.pipelines.folder import RunFolder
-from hyperpilot.pipelines.graph.state import RunContext, event, profile_of, task_of
+from hyperpilot.pipelines.graph.state import RunContext, event, plan_of, profile_of, task_of
 from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import checkpointed_state, close_llm, invoke, run_context, threads_for
 from hyperpilot.tools.data import load_table
@@ -93,18 +94,19 @@ def amend(values: dict[str, Any], ctx: RunContext, *, more: int, family: str | N
           drop: list[str]) -> dict[str, Any]:
     """The state update that continues the run: new plan, spaces, budget, an event."""
     task, profile = task_of(values), profile_of(values)  # type: ignore[arg-type]
-    plan = Plan.model_validate(values["plan"])
+    plan = plan_of(values)  # type: ignore[arg-type]
     update: dict[str, Any] = {"stop_reason": "", "started_at": time.time()}
     if drop:
-        profile = _without_columns(profile, drop)
-        trials = _spread(plan, more or sum(plan.trials.values()), reset=True)
-        plan = plan.model_copy(update={"id": _next_plan_id(values), "trials": trials,
-                                       "families": [f for f in plan.families if f.name in trials]})
+        profile = without_columns(profile, drop)
+        plan = respread(plan, more or sum(plan.trials.values()), new_id=_next_plan_id(values))
         update["profile"] = profile.model_dump()
         spaces, warm = _search(list(plan.trials), task, profile, values, ctx)
         what = f"without {', '.join(drop)}: a new search, {sum(plan.trials.values())} trials"
     else:
-        plan, spaces, warm = _with_more(plan, more, family, task, profile, values, ctx)
+        plan = widen(plan, more, family, eligible_families(task, profile, ctx.cuda))
+        new = [f for f in plan.trials if f not in values["spaces"]]
+        spaces, warm = _search(new, task, profile, values, ctx)
+        spaces, warm = {**values["spaces"], **spaces}, {**values["warm"], **warm}
         what = f"{more} more trials" + (f" for {family}" if family else "")
     added = sum(plan.trials.values()) - _done(values, plan.id)
     total = len(values.get("trials", [])) + max(added, 0)
@@ -118,55 +120,11 @@ def amend(values: dict[str, Any], ctx: RunContext, *, more: int, family: str | N
             "events": [event("continue", None, what)]}
 
 
-def _with_more(plan: Plan, more: int, family: str | None, task: TaskSpec, profile: DataProfile,
-               values: dict[str, Any], ctx: RunContext) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
-    spaces, warm = dict(values["spaces"]), dict(values["warm"])
-    if family is None:
-        return plan.model_copy(update={"trials": _spread(plan, more)}), spaces, warm
-    eligible = eligible_families(task, profile, ctx.cuda)
-    if family not in eligible:
-        raise TaskSpecError(f"'{family}' cannot be used for this task; choose one of {eligible}")
-    families, trials = list(plan.families), dict(plan.trials)
-    if family not in trials:
-        families.append(FamilyPlan(name=family, share=1.0, reason="asked for in a continuation"))
-        new_spaces, new_warm = _search([family], task, profile, values, ctx)
-        spaces, warm = {**spaces, **new_spaces}, {**warm, **new_warm}
-    trials[family] = trials.get(family, 0) + more
-    return plan.model_copy(update={"families": families, "trials": trials}), spaces, warm
-
-
-def _spread(plan: Plan, n: int, reset: bool = False) -> dict[str, int]:
-    """``n`` trials over the plan's families by share, the best-weighted first when few."""
-    ranked = sorted(plan.families, key=lambda f: -f.share)
-    counts = {f.name: 0 if reset else plan.trials.get(f.name, 0) for f in plan.families}
-    total_share = sum(f.share for f in ranked)
-    given = {f.name: int(n * f.share / total_share) for f in ranked}
-    for i in range(n - sum(given.values())):
-        given[ranked[i % len(ranked)].name] += 1
-    return {name: counts[name] + given[name] for name in counts if counts[name] + given[name] > 0}
-
-
 def _search(families: list[str], task: TaskSpec, profile: DataProfile, values: dict[str, Any],
             ctx: RunContext) -> tuple[dict[str, Any], dict[str, Any]]:
     searches = family_searches(families, task, profile, len(values["split"]["train"]), ctx.llm)
     return ({f: s.space.value.model_dump() for f, s in searches.items()},
             {f: s.warm.value for f, s in searches.items()})
-
-
-def _without_columns(profile: DataProfile, drop: list[str]) -> DataProfile:
-    already = {c: profile.dropped.get(c) or profile.leakage.get(c) for c in drop
-               if c in profile.dropped or c in profile.leakage}
-    if already:
-        reasons = "; ".join(f"'{c}' ({why})" for c, why in already.items())
-        raise TaskSpecError(f"already left out of this run: {reasons}")
-    unknown = [c for c in drop if c not in profile.features]
-    if unknown:
-        raise TaskSpecError(f"{unknown} not among the features in use: {profile.features}")
-    features = [f for f in profile.features if f not in drop]
-    if not features:
-        raise TaskSpecError("dropping those columns leaves no feature to train on")
-    dropped = {**profile.dropped, **{c: "left out on request" for c in drop}}
-    return profile.model_copy(update={"features": features, "dropped": dropped})
 
 
 def _next_plan_id(values: dict[str, Any]) -> str:

@@ -27,51 +27,25 @@ RUN_FILES = (MODEL, RESULT, LEADERBOARD, TRIALS, REPORT, TRANSCRIPT, HOLDOUT, CH
              f"{CHECKPOINTS}-wal", f"{CHECKPOINTS}-shm", LOG, OPTIONS)
 
 
+class _File:
+    """A file of the run folder: ``folder.model`` is ``folder.path / "model.joblib"``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, folder: RunFolder, owner: type | None = None) -> Path:
+        return folder.path / self.name
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """A run's folder and the paths of its files."""
 
     path: Path
 
-    @property
-    def model(self) -> Path:
-        return self.path / MODEL
-
-    @property
-    def result(self) -> Path:
-        return self.path / RESULT
-
-    @property
-    def leaderboard(self) -> Path:
-        return self.path / LEADERBOARD
-
-    @property
-    def trials(self) -> Path:
-        return self.path / TRIALS
-
-    @property
-    def report(self) -> Path:
-        return self.path / REPORT
-
-    @property
-    def transcript(self) -> Path:
-        return self.path / TRANSCRIPT
-
-    @property
-    def holdout(self) -> Path:
-        return self.path / HOLDOUT
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / CHECKPOINTS
-
-    @property
-    def log(self) -> Path:
-        return self.path / LOG
-
-    @property
-    def options(self) -> Path:
-        return self.path / OPTIONS
+    model, result, leaderboard = _File(MODEL), _File(RESULT), _File(LEADERBOARD)
+    trials, report, transcript = _File(TRIALS), _File(REPORT), _File(TRANSCRIPT)
+    holdout, checkpoints, log, options = _File(HOLDOUT), _File(CHECKPOINTS), _File(LOG), _File(OPTIONS)
 
     # --- what a run is ---------------------------------------------------------------
 

@@ -119,9 +119,11 @@ def test_warm_start_puts_past_winners_first() -> None:
 
 def test_a_second_run_retrieves_the_first_and_starts_from_its_winner(tmp_path) -> None:
     store = tmp_path / "exp.sqlite"
-    first = run_task("predict the cultivar", "sklearn:wine", tmp_path / "a", RunOptions(llm="none", trials=6, seed=0, experience=store))
+    first = run_task("predict the cultivar", "sklearn:wine", tmp_path / "a",
+                     RunOptions(llm="none", trials=6, seed=0, experience=store))
     lines: list[str] = []
-    second = run_task("predict the cultivar of wines", "sklearn:wine", tmp_path / "b", RunOptions(llm="none", trials=6, seed=1, experience=store), progress=lines.append)
+    second = run_task("predict the cultivar of wines", "sklearn:wine", tmp_path / "b",
+                      RunOptions(llm="none", trials=6, seed=1, experience=store), progress=lines.append)
     assert any(first["run_id"] in line for line in lines)
     result = json.loads((tmp_path / "b" / "result.json").read_text())
     assert result["run_id"] == second["run_id"] != first["run_id"]
@@ -133,6 +135,7 @@ def test_a_second_run_retrieves_the_first_and_starts_from_its_winner(tmp_path) -
 
 
 def test_no_experience_reads_and_writes_nothing(tmp_path) -> None:
-    state = run_task("predict the cultivar", "sklearn:wine", tmp_path / "a", RunOptions(llm="none", trials=2, experience=None))
+    state = run_task("predict the cultivar", "sklearn:wine", tmp_path / "a",
+                     RunOptions(llm="none", trials=2, experience=None))
     assert state["retrieved"]["runs"] == []
     assert not list(tmp_path.rglob("experience.sqlite"))

@@ -200,7 +200,8 @@ def test_a_run_stops_its_local_server(binary, gguf, tmp_path, monkeypatch) -> No
     monkeypatch.setenv("HYPERPILOT_LLAMA_SERVER", str(binary))
     monkeypatch.setenv("HYPERPILOT_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    run_task("predict the species of iris flowers", "sklearn:iris", out, RunOptions(llm=f"local:{gguf}", trials=1))
+    run_task("predict the species of iris flowers", "sklearn:iris", out,
+             RunOptions(llm=f"local:{gguf}", trials=1))
     result = json.loads((out / "result.json").read_text())
     assert result["llm"]["calls"] > 0 and result["llm"]["backend"].startswith("local:tiny")
     assert not _fake_servers(str(tmp_path))

@@ -34,7 +34,8 @@ def test_a_run_is_driven_by_a_real_local_llm_and_leaves_no_server(tmp_path: Path
     binary = find_server_binary()
     before = _servers_running(binary)
     out = tmp_path / "run"
-    run_task("predict the diagnosis of the tumours, optimise accuracy", "sklearn:breast_cancer", out, RunOptions(llm="local", trials=3, seed=0))
+    run_task("predict the diagnosis of the tumours, optimise accuracy", "sklearn:breast_cancer", out,
+             RunOptions(llm="local", trials=3, seed=0))
     usage = json.loads((out / "result.json").read_text())["llm"]
     assert usage["backend"].startswith("local:qwen2.5-coder-0.5b")
     assert usage["calls"] > 0 and usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0

@@ -109,7 +109,8 @@ def _leaky_churn(rows: int = 600, seed: int = 0) -> pd.DataFrame:
 
 def test_an_injected_leak_is_caught_and_the_plan_revised(tmp_path: Path) -> None:
     frame = _leaky_churn()
-    state = run_task("predict churn, optimise accuracy", "churn table", tmp_path / "run", RunOptions(llm="none", trials=6, experience=None), frame=frame)
+    state = run_task("predict churn, optimise accuracy", "churn table", tmp_path / "run",
+                     RunOptions(llm="none", trials=6, experience=None), frame=frame)
     assert "refund_issued" not in state["profile"]["features"]
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert len(result["revisions"]) == 1
@@ -121,7 +122,9 @@ def test_an_injected_leak_is_caught_and_the_plan_revised(tmp_path: Path) -> None
 
 
 def test_a_feature_limit_is_met_and_measured(tmp_path: Path) -> None:
-    state = run_task("predict the cultivar with at most 3 features, optimise accuracy", "sklearn:wine", tmp_path / "run", RunOptions(llm="none", trials=6, experience=None))
+    state = run_task("predict the cultivar with at most 3 features, optimise accuracy", "sklearn:wine",
+                     tmp_path / "run",
+                     RunOptions(llm="none", trials=6, experience=None))
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["task"]["constraints"]["max_features"] == 3
     assert result["deployment"]["n_features"] <= 3 and state["status"] == "ok"
@@ -131,7 +134,9 @@ def test_a_feature_limit_is_met_and_measured(tmp_path: Path) -> None:
 
 
 def test_an_impossible_latency_says_why_no_model_met_it(tmp_path: Path) -> None:
-    state = run_task("predict the cultivar in under 0.000001 ms per row, optimise accuracy", "sklearn:wine", tmp_path / "run", RunOptions(llm="none", trials=4, experience=None, revisions=1))
+    state = run_task("predict the cultivar in under 0.000001 ms per row, optimise accuracy",
+                     "sklearn:wine", tmp_path / "run",
+                     RunOptions(llm="none", trials=4, experience=None, revisions=1))
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert state["status"] == "failed" and result["verification"]["execution"] == "fail"
     assert len(result["revisions"]) == 1 and "ruled out" in result["revisions"][0]["changed"]

@@ -188,7 +188,8 @@ IRIS_LLM_SCRIPT = [
 
 def test_scripted_llm_drives_every_agent(scripted, tmp_path) -> None:
     llm, fake = scripted(IRIS_LLM_SCRIPT)
-    state = run_task("which iris is it? optimise macro F1", "sklearn:iris", tmp_path / "run", RunOptions(trials=6), llm=llm)
+    state = run_task("which iris is it? optimise macro F1", "sklearn:iris", tmp_path / "run",
+                     RunOptions(trials=6), llm=llm)
     assert state["status"] == "ok"
     assert state["plan"]["source"] == "llm" and state["plan"]["trials"] == {"svm": 4, "linear": 2}
     assert state["spaces"]["svm"]["dims"][0]["low"] == 0.1
@@ -209,7 +210,8 @@ def test_scripted_llm_drives_every_agent(scripted, tmp_path) -> None:
 def test_a_recorded_transcript_replays_the_same_run(tmp_path, scripted) -> None:
     llm, _ = scripted(IRIS_LLM_SCRIPT)
     recorded = LLM(llm.backend, transcript=Transcript(tmp_path / "first.jsonl"))
-    first = run_task("which iris is it? optimise macro F1", "sklearn:iris", tmp_path / "a", RunOptions(trials=6), llm=recorded)
+    first = run_task("which iris is it? optimise macro F1", "sklearn:iris", tmp_path / "a",
+                     RunOptions(trials=6), llm=recorded)
     assert main(["run", "which iris is it? optimise macro F1", "--data", "sklearn:iris",
                  "--out", str(tmp_path / "b"), "--trials", "6",
                  "--llm", f"replay:{tmp_path / 'first.jsonl'}"]) == 0
@@ -225,7 +227,8 @@ def test_time_limit_stops_tuning_and_still_verifies(tmp_path) -> None:
     import time
 
     started = time.perf_counter()
-    state = run_task("predict the digit", "sklearn:digits", tmp_path / "run", RunOptions(llm="none", trials=500, time_limit=12, seed=0))
+    state = run_task("predict the digit", "sklearn:digits", tmp_path / "run",
+                     RunOptions(llm="none", trials=500, time_limit=12, seed=0))
     elapsed = time.perf_counter() - started
     assert state["stop_reason"].startswith("time limit") and len(state["trials"]) < 500
     assert state["status"] == "ok"

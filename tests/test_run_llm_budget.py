@@ -36,7 +36,8 @@ SCRIPT = [
 def test_the_tuner_spends_its_llm_budget_and_records_it_per_trial(scripted, tmp_path) -> None:
     llm, fake = scripted(SCRIPT)
     out = tmp_path / "run"
-    state = run_task("which iris is it? optimise accuracy", "sklearn:iris", out, RunOptions(trials=10, seed=0, llm_budget=BUDGET, experience=None), llm=llm)
+    state = run_task("which iris is it? optimise accuracy", "sklearn:iris", out,
+                     RunOptions(trials=10, seed=0, llm_budget=BUDGET, experience=None), llm=llm)
     assert state["status"] == "ok"
     tuner_calls = [name for _, name in fake.calls if name in {"ScorePredictions", "ConfigProposals"}]
     assert len(tuner_calls) == BUDGET

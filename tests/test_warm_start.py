@@ -135,13 +135,15 @@ def test_the_greedy_portfolio_adds_what_covers_other_tasks() -> None:
 def test_a_second_run_starts_from_the_first_runs_top_configs(tmp_path: Path) -> None:
     store = tmp_path / "experience.sqlite"
     task = "predict the species of iris flowers, optimise accuracy"
-    first = run_task(task, "sklearn:iris", tmp_path / "a", RunOptions(llm="none", trials=8, seed=0, experience=store))
+    first = run_task(task, "sklearn:iris", tmp_path / "a",
+                     RunOptions(llm="none", trials=8, seed=0, experience=store))
     [record] = ExperienceStore(store).all()
     for family, result in record.families.items():
         own = [t for t in first["trials"] if t["model"] == family and t["score"] is not None]
         assert result.top_configs[0] == result.best_config
         assert len(result.top_configs) == min(3, len({json.dumps(t["config"]) for t in own}))
-    second = run_task(task, "sklearn:iris", tmp_path / "b", RunOptions(llm="none", trials=8, seed=1, experience=store))
+    second = run_task(task, "sklearn:iris", tmp_path / "b",
+                      RunOptions(llm="none", trials=8, seed=1, experience=store))
     assert second["retrieved"]["runs"][0]["run_id"] == first["run_id"]
     for family in second["plan"]["trials"]:
         if family in record.families:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from hyperpilot.agents.tuner.agent import refit
-from hyperpilot.agents.verifier import Revision, measure, verify
+from hyperpilot.agents.verifier import measure, verify
 from hyperpilot.pipelines.graph.report import plan_summaries
 from hyperpilot.pipelines.graph.state import (
     RunContext,
@@ -18,6 +18,7 @@ from hyperpilot.pipelines.graph.state import (
     measurements_of,
     plans_of,
     profile_of,
+    revision_of,
     task_of,
     trials_of,
 )
@@ -104,7 +105,7 @@ def after_verify(state: RunState, ctx: RunContext) -> str:
 
 def revise_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     """Apply the change verification asked for and send the run back to the planner."""
-    change = Revision.model_validate(state["pending_revision"])
+    change = revision_of(state)
     revision = int(state.get("revision", 0)) + 1
     ctx.progress(f"[revise] revision {revision}: {change.reason} -> {change.changed}")
     record = {"revision": revision, "reason": change.reason, "changed": change.changed}

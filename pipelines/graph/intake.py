@@ -7,9 +7,9 @@ from typing import Any
 from hyperpilot.agents.data_agent import prepare_data
 from hyperpilot.agents.request import parse_request
 from hyperpilot.agents.verifier import check_request
-from hyperpilot.pipelines.graph.state import RunContext, RunState, draft_of, event
+from hyperpilot.pipelines.graph.state import RunContext, RunState, draft_of, event, task_of
 from hyperpilot.tools.errors import HyperpilotError
-from hyperpilot.tools.types import Budget, TaskSpec
+from hyperpilot.tools.types import Budget
 
 
 def parse_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def data_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
 
 
 def verify_request_node(state: RunState) -> dict[str, Any]:
-    task = TaskSpec.model_validate(state["task"]) if "task" in state else None
+    task = task_of(state) if "task" in state else None
     result = check_request(draft_of(state), state.get("problems", []), task)
     update: dict[str, Any] = {"verification": {"request": result.model_dump()}}
     if result.status == "fail":

@@ -12,7 +12,7 @@ import pandas as pd
 from hyperpilot.agents.planner import Plan
 from hyperpilot.agents.request import RequestDraft
 from hyperpilot.agents.tuner.agent import TrainingData
-from hyperpilot.agents.verifier import Measurements
+from hyperpilot.agents.verifier import Measurements, Revision
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.tools.experience import ExperienceStore
@@ -93,6 +93,11 @@ def plans_of(state: RunState) -> dict[str, Plan]:
     return {p["id"]: Plan.model_validate(p) for p in state.get("plans") or [state["plan"]]}
 
 
+def plan_of(state: RunState) -> Plan:
+    """The plan that won (the first plan until one has)."""
+    return Plan.model_validate(state["plan"])
+
+
 def space_of(state: RunState, family: str) -> SearchSpace:
     return SearchSpace.model_validate(state["spaces"][family])
 
@@ -109,6 +114,11 @@ def measurements_of(state: RunState) -> Measurements:
         "holdout_score": state["holdout"]["score"], "holdout_rows": state["holdout"]["rows"],
         "baseline_cv": state["baseline_cv"], "baseline_holdout": state["holdout"]["baseline"],
         "deployment": state["deployment"], "leak_screen": state["leak_screen"]})
+
+
+def revision_of(state: RunState) -> Revision:
+    """The change a failed verification asks for."""
+    return Revision.model_validate(state["pending_revision"])
 
 
 def best_record(state: RunState) -> TrialRecord:
