@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
 PROBA_METRICS = {"roc_auc", "log_loss"}
 TIE = 0.005  # relative gap under which two scores count as the same
 FIELDS = ("task", "system", "metric", "score", "seconds", "peak_mb", "success", "over_limit",
-          "verified", "version", "error")
+          "verified", "version", "note", "error")
 EXIT_USAGE = 2
 
 
@@ -72,6 +72,7 @@ class Outcome:
     peak_mb: float | None
     version: str = ""
     verified: str = ""
+    note: str = ""
     error: str = ""
 
 
@@ -185,7 +186,15 @@ def run_hyperpilot(task: Task, paths: dict[str, Path], budget: float, llm: bool)
         return Outcome(None, None, seconds, peak, error=error)
     result = json.loads(result_file.read_text()) if result_file.exists() else {}
     verified = "yes" if result.get("status") == "ok" else "no"
-    return predict_saved(task, run_dir, paths["test"], seconds, peak, verified)
+    outcome = predict_saved(task, run_dir, paths["test"], seconds, peak, verified)
+    return replace(outcome, note=reading(result))
+
+
+def reading(result: dict) -> str:
+    """What the run took the task to be and what won, to tell a misread task from a weak model."""
+    read = result.get("task", {})
+    return (f"target {read.get('target')}, metric {read.get('metric')}, "
+            f"model {result.get('best', {}).get('model')}")
 
 
 def predict_saved(task: Task, run_dir: Path, test: Path, seconds: float, peak: float,
@@ -260,7 +269,8 @@ def record(task: Task, system: str, outcome: Outcome, truth: pd.Series, budget: 
            "seconds": round(outcome.seconds, 2),
            "peak_mb": "" if outcome.peak_mb is None else round(outcome.peak_mb, 1),
            "success": False, "over_limit": system != "rf" and over_limit(outcome.seconds, budget),
-           "verified": outcome.verified, "version": outcome.version, "error": outcome.error}
+           "verified": outcome.verified, "version": outcome.version, "note": outcome.note,
+           "error": outcome.error}
     if not outcome.error:
         try:
             row["score"], row["success"] = round(score(task, truth, outcome), 6), True
@@ -330,8 +340,10 @@ def summary_lines(rows: list[dict], systems: list[str]) -> list[str]:
         if mine:
             lines.append(f"- {s} verified (result.json status ok): "
                          f"{sum(r['verified'] == 'yes' for r in mine)} of {len(mine)}")
-    failed = [f"{r['task']}/{r['system']}: {r['error']}" for r in rows if r["success"] != "True"]
-    return lines + [f"- failed: {f}" for f in failed]
+    read = [f"- {r['system']} on {r['task']}: {r['note']}" for r in rows if r["note"]]
+    failed = [f"- failed: {r['task']}/{r['system']}: {r['error']}"
+              for r in rows if r["success"] != "True"]
+    return lines + read + failed
 
 
 def versions(rows: list[dict]) -> str:
@@ -341,13 +353,15 @@ def versions(rows: list[dict]) -> str:
     except importlib.metadata.PackageNotFoundError:
         found["hyperpilot"] = "not installed"
     for r in rows:
-        if r["version"] and r["system"] not in ("hyperpilot", "hyperpilot-llm"):
+        if r["version"] and r["system"] in PEER_ENV:  # rf is scikit-learn, listed above
             found[r["system"]] = r["version"]
     return ", ".join(f"{k} {v}" for k, v in found.items())
 
 
 def write_summary(out: Path, command: str, budget: float, systems: list[str]) -> None:
     rows = list(csv.DictReader((out / "results.csv").open()))
+    # A resumed run may add systems to an earlier one's: the summary shows all of them.
+    systems = [s for s in SYSTEMS if s in systems or any(r["system"] == s for r in rows)]
     ranked = ranks(rows)
     by = {(r["task"], r["system"]): r for r in rows}
     tasks = list(dict.fromkeys(r["task"] for r in rows))
