@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fakes import FunctionLLM
+from scripts import load_script
 
 from hyperpilot.agents.llm import LLM
 from hyperpilot.agents.tuner.surrogates import GPSurrogate
@@ -220,18 +221,6 @@ def test_a_missing_recording_stops_the_benchmark_in_one_line(
 # --- benchmarks/llm_trust.py: what the LLM did in a run ------------------------------
 
 
-def _script(name: str):  # a benchmark script, not part of the package
-    import importlib.util
-    import sys
-
-    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
 def _write_lines(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
@@ -258,11 +247,11 @@ def test_llm_trust_counts_weight_and_the_llm_configs_that_were_measured(tmp_path
             for n in (10, 30)]
     (tmp_path / "tasks" / "wine-ada-0.json").write_text(json.dumps({"rows": rows}))
 
-    facts = _script("llm_trust").task_facts(folder / "wine-ada-0.jsonl")
+    facts = load_script("llm_trust").task_facts(folder / "wine-ada-0.jsonl")
     assert (facts["trials"], facts["asked"], facts["weighted"], facts["chosen"]) == (2, 1, 1, 1)
     assert facts["new"] == 1  # the named config was untried when the LLM was asked
     assert facts["calls"] == 2 and facts["seconds"] == 6.0
-    text = _script("llm_trust").report(tmp_path, "llambo-local", "surrogate")
+    text = load_script("llm_trust").report(tmp_path, "llambo-local", "surrogate")
     assert "(1 tasks)" in text and "| 30 | 1 | 0 | 0 | +0.1000 | +0.1000 |" in text
 
 
@@ -270,7 +259,7 @@ def test_llm_trust_counts_weight_and_the_llm_configs_that_were_measured(tmp_path
 
 
 def test_llm_surrogate_spread_sets_a_noise_llm_beside_the_gp() -> None:
-    script = _script("llm_surrogate_spread")
+    script = load_script("llm_surrogate_spread")
     rows = script.measure_task(bench_llm.NoiseLLM(0), "iris:dt", 8, 6, 2, 0, ("batch", "gp"))
     gp = [r for r in rows if r["variant"] == "gp"]
     assert len(gp) == 1 and gp[0]["calls"] == 0 and gp[0]["seconds"] == 0.0

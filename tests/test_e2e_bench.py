@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scripts import load_script
 
-
-def _script(name: str):  # a benchmark script, not part of the package
-    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-e2e = _script("e2e")
+e2e = load_script("e2e")
 
 ANSWERS = ("name,target,kind,metric,positive_class,rows,cols,source,time_ordered,notes\n"
            "toy_cls,label,binary,roc_auc,yes,120,4,synthetic,false,metric: default\n"

@@ -3,14 +3,13 @@ experience record keeps each family's top configs, and old stores still load."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts import load_script
 
 from hyperpilot.agents.tuner.agent import warm_start
 from hyperpilot.pipelines.options import RunOptions
@@ -26,12 +25,7 @@ SCORED_BY_BENCHMARKS = {"iris", "wine", "breast_cancer", "digits", "diabetes"}
 
 
 def _builder():  # the build script is not part of the package
-    spec = importlib.util.spec_from_file_location("build_strong_defaults",
-                                                  ROOT / "benchmarks" / "build_strong_defaults.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["build_strong_defaults"] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script("build_strong_defaults")
 
 
 def _task(task_type: str = "multiclass") -> TaskSpec:
