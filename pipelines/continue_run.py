@@ -57,7 +57,7 @@ def continue_run(run_dir: Path, *, more: int = 0, family: str | None = None,
         update = amend(values, ctx, more=more, family=family, drop=list(drop))
         budget = update["trials_budget"] - len(values.get("trials", []))
         with threadpool_limits(limits=threads_for(len(table))):
-            return invoke(ctx, None, (options.revisions + 1) * (3 * budget + 30) + 60, update)
+            return invoke(ctx, None, budget, update)
     finally:
         close_llm(ctx.llm)
 

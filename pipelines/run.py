@@ -61,8 +61,7 @@ def run_task(text: str, source: str, out: Path, options: RunOptions | None = Non
                        "started_at": time.time(), "run_id": new_run_id()}
     with threadpool_limits(limits=threads_for(len(frame))):
         try:
-            return invoke(ctx, state, recursion_limit=(options.revisions + 1)
-                          * (3 * options.trials + 30) + 50)
+            return invoke(ctx, state, options.trials)
         finally:
             close_llm(ctx.llm)
 
@@ -111,11 +110,13 @@ def concurrency(ctx: RunContext) -> int:
     return 1 if ctx.llm is not None and ctx.options.llm_budget > 0 else max(1, ctx.options.plans)
 
 
-def invoke(ctx: RunContext, state: RunState | None, recursion_limit: int,
+def invoke(ctx: RunContext, state: RunState | None, trials: int,
            update: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the graph on the folder's checkpoints: from ``state`` for a new run; for a
     continued one (``state`` None), from the checkpoint amended by ``update`` as if the model
-    node had just run."""
+    node had just run. ``trials`` is how many trials are left to run; with the revisions
+    allowed it bounds the graph's steps."""
+    recursion_limit = (ctx.options.revisions + 1) * (3 * trials + 30) + 60
     connection = sqlite3.connect(ctx.folder.checkpoints, check_same_thread=False)
     try:
         graph = build_graph(ctx).compile(checkpointer=SqliteSaver(connection))
