@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
+from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import run_task
 
 TASKS = {
@@ -68,19 +69,20 @@ def first_score(trials: list[dict[str, Any]]) -> float | None:
 
 def compare(name: str, seed: int, trials: int, work: Path) -> dict[str, Any]:
     """Runs A, B and C for one data set and seed; one row of the results table."""
-    source, text, common = f"sklearn:{name}", TASKS[name], {"llm_spec": "none", "trials": trials}
+    source, text = f"sklearn:{name}", TASKS[name]
+    options = RunOptions(llm="none", trials=trials)
     first_store, warm_store = work / f"{name}-{seed}-a" / "store.sqlite", work / f"{name}-{seed}-b"
     first_store.parent.mkdir(parents=True)
-    first = run_task(text, source, work / f"{name}-{seed}-a" / "run", seed=seed,
-                     experience=first_store, **common)
+    first = run_task(text, source, work / f"{name}-{seed}-a" / "run",
+                     options.changed(seed=seed, experience=first_store))
     assert first["task"]["direction"] == "maximize", "the trial counts assume higher is better"
     warm_store.mkdir()
     shutil.copy(first_store, warm_store / "store.sqlite")
     second_seed = seed + SECOND_SPLIT
-    warm = run_task(text, source, warm_store / "run", seed=second_seed,
-                    experience=warm_store / "store.sqlite", **common)
-    cold = run_task(text, source, work / f"{name}-{seed}-c", seed=second_seed,
-                    experience=False, **common)
+    warm = run_task(text, source, warm_store / "run",
+                    options.changed(seed=second_seed, experience=warm_store / "store.sqlite"))
+    cold = run_task(text, source, work / f"{name}-{seed}-c",
+                    options.changed(seed=second_seed, experience=None))
     target, cold_best = first["best"]["cv_score"], cold["best"]["cv_score"]
     noise_aware = target - standard_error(first)
     return {

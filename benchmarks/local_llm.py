@@ -39,6 +39,7 @@ from hyperpilot.agents.planner import PLANS_AGENT
 from hyperpilot.agents.request import REQUEST_AGENT
 from hyperpilot.agents.tuner.agent import TUNER_AGENT
 from hyperpilot.agents.verifier import VERIFIER_AGENT
+from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import run_task
 from hyperpilot.tools.errors import HyperpilotError
 
@@ -79,7 +80,8 @@ def capture_prompts() -> dict[str, list[list[dict[str, str]]]]:
         for data, texts in TASKS.items():
             for i, text in enumerate(texts):
                 llm = LLM(capture, max_reasks=0)
-                run_task(text, f"sklearn:{data}", Path(tmp) / f"{data}{i}", trials=2, llm=llm)
+                run_task(text, f"sklearn:{data}", Path(tmp) / f"{data}{i}", RunOptions(trials=2),
+                         llm=llm)
     return capture.prompts
 
 
