@@ -207,11 +207,21 @@ def predict_saved(task: Task, run_dir: Path, test: Path, seconds: float, peak: f
         prediction = np.asarray(model.predict(rows))
         proba = None
         if task.metric in PROBA_METRICS:
-            proba = pd.DataFrame(model.predict_proba(rows), columns=list(model.classes_))
+            proba = class_scores(model, rows, task.metric)
     except Exception as error:  # the saved model failing on raw rows is the finding
         return Outcome(None, None, seconds, peak, verified=verified,
                        error=f"predict: {type(error).__name__}: {error}"[:300])
     return Outcome(prediction, proba, seconds, peak, verified=verified)
+
+
+def class_scores(model: object, rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Class probabilities; for ROC AUC, which needs only a ranking, a binary model without
+    ``predict_proba`` is scored by its ``decision_function`` (the second class's margin)."""
+    classes = list(model.classes_)  # type: ignore[attr-defined]
+    if hasattr(model, "predict_proba") or metric != "roc_auc" or len(classes) != 2:
+        return pd.DataFrame(model.predict_proba(rows), columns=classes)  # type: ignore[attr-defined]
+    margin = np.asarray(model.decision_function(rows), float)  # type: ignore[attr-defined]
+    return pd.DataFrame({classes[0]: -margin, classes[1]: margin})
 
 
 def peer_python(system: str) -> str | None:

@@ -105,3 +105,16 @@ def test_a_peer_without_an_interpreter_is_skipped(tmp_path: Path,
                      "--out", str(out)]) == 0
     assert "skipping flaml: $HYPERPILOT_E2E_FLAML_PYTHON is not set" in capsys.readouterr().out
     assert not (out / "results.csv").exists()
+
+
+def test_roc_auc_ranks_by_the_margin_of_a_model_without_probabilities() -> None:
+    from sklearn.svm import SVC
+
+    X = pd.DataFrame({"a": np.r_[np.zeros(20), np.ones(20)] + np.linspace(0, 0.5, 40)})
+    y = np.array(["no"] * 20 + ["yes"] * 20)
+    model = SVC().fit(X, y)
+    scores = e2e.class_scores(model, X, "roc_auc")
+    assert list(scores.columns) == ["no", "yes"]
+    assert (scores["yes"].iloc[20:].min() > scores["yes"].iloc[:20].max())
+    with pytest.raises(AttributeError):
+        e2e.class_scores(model, X, "log_loss")  # log loss needs real probabilities
