@@ -94,10 +94,14 @@ def _flaml_metric(args: argparse.Namespace, y: pd.Series) -> Any:
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
     pos = positive_label(y, args.positive_class)
+    # FLAML hands a custom metric its label-encoded targets (sorted classes -> 0, 1, ...) when
+    # the labels are text, so the positive class is then its index among the sorted classes.
+    encoded = sorted(y.unique()).index(pos) if pos is not None else None
 
     def metric(x_val, y_val, estimator, *_: Any, **__: Any) -> tuple[float, dict]:
         pred = estimator.predict(x_val)
-        score = (f1_score(y_val, pred, pos_label=pos) if args.metric == "f1"
+        label = pos if pos in set(np.unique(y_val)) else encoded
+        score = (f1_score(y_val, pred, pos_label=label) if args.metric == "f1"
                  else balanced_accuracy_score(y_val, pred))
         return 1.0 - score, {args.metric: score}
 
