@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from hyperpilot.agents.llm.deadline import TimeBudgetExceeded
 from hyperpilot.prompts import render
 from hyperpilot.tools.errors import (
     BudgetExceeded,
@@ -70,6 +71,8 @@ def decide(spec: AgentSpec[T], inputs: Mapping[str, Any], llm: LLMClient | None,
     try:
         answer = run_agent(spec, inputs, llm)
         return Decision(accept(answer), "llm")
+    except TimeBudgetExceeded as err:
+        reason = str(err)
     except BudgetExceeded as err:
         reason = f"LLM token budget spent ({err})"
     except LLMOutputError as err:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hyperpilot.pipelines.folder import RunFolder
-from hyperpilot.pipelines.options import RunOptions, default, flag
+from hyperpilot.pipelines.options import DEFAULT_TRIALS, RunOptions, default, flag
 from hyperpilot.tools.errors import HyperpilotError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -54,9 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "OpenAI-compatible server when OPENAI_BASE_URL or OPENAI_API_KEY is set, "
                           "else local when the [local] extra is installed, else none)")
     run.add_argument("--trials", type=int, default=None,
-                     help=f"trials in all (default {default('trials')})")
+                     help=f"trials in all (default {DEFAULT_TRIALS}; with --time-limit and no "
+                          "--trials, tuning goes on until the time limit)")
     run.add_argument("--time-limit", type=float, default=None,
-                     help="wall-clock seconds for the whole run (default: no limit)")
+                     help="wall-clock seconds for the whole run, from start to report: a "
+                          "trial still training at the limit is stopped (default: no limit)")
     run.add_argument("--seed", type=int, default=None, help=f"random seed (default {default('seed')})")
     run.add_argument("--file", type=Path, default=None,
                      help="a YAML run file of one or many tasks (see README); replaces TASK")
@@ -178,7 +180,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hyperpilot.pipelines.run import default_out_dir, run_task
+    from hyperpilot.pipelines.run import default_out_dir, process_started_at, run_task
 
     if args.file is not None or args.task is None:
         return _run_file(args)
@@ -190,7 +192,8 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or default_out_dir(args.task)
     try:
         state = run_task(args.task, args.data, out, options,
-                         progress=lambda line: print(line, flush=True))
+                         progress=lambda line: print(line, flush=True),
+                         started_at=process_started_at())
     except HyperpilotError:
         raise
     except Exception as err:  # an internal fault: one line for the user, the trace in a log

@@ -22,7 +22,14 @@ from hyperpilot.agents.tuner.agent import family_searches
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.graph.state import RunContext, event, plan_of, profile_of, task_of
 from hyperpilot.pipelines.options import RunOptions
-from hyperpilot.pipelines.run import checkpointed_state, close_llm, invoke, run_context, threads_for
+from hyperpilot.pipelines.run import (
+    checkpointed_state,
+    close_llm,
+    invoke,
+    run_context,
+    threads_for,
+    timed,
+)
 from hyperpilot.tools.data import load_table
 from hyperpilot.tools.errors import DataError, TaskSpecError
 from hyperpilot.tools.types import DataProfile, TaskSpec
@@ -55,10 +62,12 @@ def continue_run(run_dir: Path, *, more: int = 0, family: str | None = None,
     ctx, _ = run_context(folder, table, options, llm, progress)
     try:
         update = amend(values, ctx, more=more, family=family, drop=list(drop))
+        ctx.llm = timed(ctx.llm, options, update["started_at"], progress)
         budget = update["trials_budget"] - len(values.get("trials", []))
         with threadpool_limits(limits=threads_for(len(table))):
             return invoke(ctx, None, budget, update)
     finally:
+        ctx.close()
         close_llm(ctx.llm)
 
 
@@ -96,6 +105,8 @@ def amend(values: dict[str, Any], ctx: RunContext, *, more: int, family: str | N
     task, profile = task_of(values), profile_of(values)  # type: ignore[arg-type]
     plan = plan_of(values)  # type: ignore[arg-type]
     update: dict[str, Any] = {"stop_reason": "", "started_at": time.time()}
+    if more:  # the user asked for a number of trials: those, not the rest of a time limit
+        update["until_deadline"] = False
     if drop:
         profile = without_columns(profile, drop)
         plan = respread(plan, more or sum(plan.trials.values()), new_id=_next_plan_id(values))

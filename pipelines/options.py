@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hyperpilot.tools.errors import TaskSpecError
 from hyperpilot.tools.experience import default_store_path
 
+# Trials of a run that names no trial count (and the first round of one tuned until the limit).
+DEFAULT_TRIALS = 30
+
 
 class RunOptions(BaseModel):
     """How a run is made; the task text and the data are not options, they are the run.
@@ -27,7 +30,8 @@ class RunOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    trials: int = Field(30, ge=1, description="model trainings in all, each a cross-validation")
+    trials: int | None = Field(None, ge=1, description="model trainings in all, each a "
+                               "cross-validation; None: 30, or until the time limit when one is given")
     time_limit: float | None = Field(None, gt=0, description="wall seconds for the whole run")
     seed: int = Field(0, description="the random seed")
     llm: str | None = Field(None, description="the LLM spec; None: the environment's default")
@@ -46,6 +50,17 @@ class RunOptions(BaseModel):
         if value is True:
             return default_store_path()
         return None if value is False else value
+
+    @property
+    def until_deadline(self) -> bool:
+        """Whether tuning goes on until the time limit: a limit is given and no trial count."""
+        return self.trials is None and self.time_limit is not None
+
+    @property
+    def planned_trials(self) -> int:
+        """The trials the planner spreads over its plans (with ``until_deadline``, the first
+        round; the best plan gets more while time is left)."""
+        return DEFAULT_TRIALS if self.trials is None else self.trials
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> RunOptions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import sqlite3
@@ -18,8 +19,10 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from threadpoolctl import threadpool_limits
 
 from hyperpilot.agents.llm import LLMClient, make_llm
+from hyperpilot.agents.llm.deadline import TimedLLM
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.graph import RunContext, RunState, build_graph
+from hyperpilot.pipelines.graph.schedule import FINISH_RESERVE_SECONDS, FINISH_SHARE_OF_TIME
 from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.tools.data import load_table
 from hyperpilot.tools.errors import DataError, HyperpilotError, TaskSpecError
@@ -29,6 +32,8 @@ from hyperpilot.tools.knowledge import shipped_cards, user_cards
 log = logging.getLogger(__name__)
 SMALL_DATA_ROWS = 20_000
 THREAD = "run"  # the checkpoint thread every run folder's graph uses
+# Trials that bound the graph's steps when tuning goes on until the time limit.
+UNTIL_DEADLINE_STEPS = 5_000
 
 
 def default_out_dir(text: str) -> Path:
@@ -38,15 +43,18 @@ def default_out_dir(text: str) -> Path:
 
 def run_task(text: str, source: str, out: Path, options: RunOptions | None = None, *,
              progress: Callable[[str], None] = lambda line: None,
-             llm: LLMClient | None = None, frame: pd.DataFrame | None = None) -> dict[str, Any]:
+             llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
+             started_at: float | None = None) -> dict[str, Any]:
     """Run one task end to end and return the final state; the run folder holds the artifacts.
 
     ``options`` (``RunOptions``; the defaults when None) are saved in the run folder, so a
     continued run uses them too. ``llm`` (an already built client) takes the place of
     ``options.llm``; ``frame`` (a table already in memory) takes the place of loading
     ``source``, which then only names it. Bad input raises a ``HyperpilotError`` before
-    anything is written to ``out``.
+    anything is written to ``out``. ``options.time_limit`` counts from ``started_at``
+    (``time.time()`` seconds; the command line passes its process's start), else from now.
     """
+    started_at = time.time() if started_at is None else started_at
     options = options or RunOptions()
     if not text.strip():
         raise TaskSpecError("the task text is empty; say what to predict")
@@ -56,13 +64,16 @@ def run_task(text: str, source: str, out: Path, options: RunOptions | None = Non
     if folder.prepare():
         progress(f"[run] replacing the earlier run in {out}")
     folder.save_options(options)
+    ctx.llm = timed(ctx.llm, options, started_at, progress)
     progress(f"[run] {len(frame)} rows from {source}; LLM: {described}; output: {out}")
-    state: RunState = {"text": text, "source": source, "trials_budget": options.trials,
-                       "started_at": time.time(), "run_id": new_run_id()}
+    state: RunState = {"text": text, "source": source, "trials_budget": options.planned_trials,
+                       "until_deadline": options.until_deadline, "started_at": started_at,
+                       "run_id": new_run_id()}
     with threadpool_limits(limits=threads_for(len(frame))):
         try:
-            return invoke(ctx, state, options.trials)
+            return invoke(ctx, state, options.planned_trials)
         finally:
+            ctx.close()
             close_llm(ctx.llm)
 
 
@@ -77,8 +88,21 @@ def run_context(folder: RunFolder, frame: pd.DataFrame, options: RunOptions,
         described = f"{type(llm).__name__} given by the caller"
     ctx = RunContext(frame=frame, folder=folder, options=options, llm=llm, progress=progress,
                      cuda=cuda_available(), cards=cards,
-                     experience=experience_store(options.experience))
+                     experience=experience_store(options.experience),
+                     worker_threads=threads_for(len(frame)))
+    ctx.workers = concurrency(ctx)
     return ctx, described
+
+
+def timed(llm: LLMClient | None, options: RunOptions, started_at: float,
+          progress: Callable[[str], None]) -> LLMClient | None:
+    """The run's LLM with each call paid for by the time limit (``TimedLLM``), or as it is
+    when there is no limit or no LLM."""
+    if llm is None or options.time_limit is None:
+        return llm
+    limit = options.time_limit
+    reserve = max(FINISH_SHARE_OF_TIME * limit, FINISH_RESERVE_SECONDS)
+    return TimedLLM(llm, started_at + limit, limit, reserve=reserve, progress=progress)
 
 
 def close_llm(llm: LLMClient | None) -> None:
@@ -87,6 +111,18 @@ def close_llm(llm: LLMClient | None) -> None:
     close = getattr(llm, "close", None)
     if callable(close):
         close()
+
+
+def process_started_at() -> float:
+    """When this process started (``time.time()`` seconds), so that a command's time limit
+    counts from where a user timing it starts; now where the platform does not say."""
+    try:
+        after_name = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(after_name[19]) / os.sysconf("SC_CLK_TCK")  # field 22: since boot
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - max(0.0, uptime - started)
+    except (OSError, ValueError, IndexError):
+        return time.time()
 
 
 def threads_for(n_rows: int) -> int | None:
@@ -116,7 +152,8 @@ def invoke(ctx: RunContext, state: RunState | None, trials: int,
     continued one (``state`` None), from the checkpoint amended by ``update`` as if the model
     node had just run. ``trials`` is how many trials are left to run; with the revisions
     allowed it bounds the graph's steps."""
-    recursion_limit = (ctx.options.revisions + 1) * (3 * trials + 30) + 60
+    steps = UNTIL_DEADLINE_STEPS if ctx.options.until_deadline else trials
+    recursion_limit = (ctx.options.revisions + 1) * (3 * steps + 30) + 60
     connection = sqlite3.connect(ctx.folder.checkpoints, check_same_thread=False)
     try:
         graph = build_graph(ctx).compile(checkpointer=SqliteSaver(connection))

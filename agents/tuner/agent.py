@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,12 +16,15 @@ from hyperpilot.agents.model_agent import choose_space
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
 from hyperpilot.agents.tuner.factory import tuner_sampler
 from hyperpilot.agents.tuner.halving import (
+    CVOutcome,
     FoldHalving,
+    SuccessiveHalving,
     evaluate_with_halving,
     fold_pruner,
     tell_outcome,
 )
 from hyperpilot.agents.tuner.study import Study
+from hyperpilot.agents.tuner.workers import TrialPool, TrialStopped
 from hyperpilot.tools.errors import TrialFailed
 from hyperpilot.tools.evaluate import cross_validate, get_metric, make_folds
 from hyperpilot.tools.preprocess import build_pipeline
@@ -170,7 +174,8 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
               task: TaskSpec, profile: DataProfile, data: TrainingData, seed: int,
               plan_id: str = "", *, llm: Any = None, llm_budget: int = 0,
               number: int | None = None, steps: dict[str, Any] | None = None,
-              halving: FoldHalving | None = None) -> TrialRecord:
+              halving: FoldHalving | None = None, pool: TrialPool | None = None,
+              deadline: float | None = None) -> TrialRecord:
     """Ask the family's study for one configuration, train it with CV, and tell the result.
 
     The sampler is the ``SurrogateSampler``: classical parts, plus the LLAMBO parts while
@@ -179,7 +184,9 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
     their own); ``steps`` are the plan's preprocessing choices (a ``DataSteps`` dump). With
     ``halving``, a config losing to the family's earlier trials after the first folds is
     stopped there and recorded as PRUNED (``halving.py``); without it every trial runs
-    every fold.
+    every fold. With ``pool`` (a ``TrialPool`` holding ``data``) the trial trains in a worker
+    process and one still training at ``deadline`` is killed and recorded as FAIL with
+    ``tuner["stopped"] = "time limit"``; without it, it trains here.
     """
     own = [r for r in history if r.model == family and r.plan_id == plan_id]
     number = len(history) if number is None else number
@@ -192,18 +199,33 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
         study.enqueue(config, source="warm start")
     trial = study.ask()
     started = time.perf_counter()
+    pipeline = build_model_pipeline(family, trial.config, task, profile, seed, steps)
+    pruner = None if halving is None else fold_pruner(own, halving, task.direction)
+    rungs = () if halving is None else halving.rungs
     try:
-        if halving is not None:
-            outcome = evaluate_with_halving(
-                build_model_pipeline(family, trial.config, task, profile, seed, steps), data,
-                task, trial.number, fold_pruner(own, halving, task.direction), halving.rungs)
-            return tell_outcome(study, trial, outcome, time.perf_counter() - started)
-        scores = evaluate_config(family, trial.config, task, profile, data, seed, steps)
+        if pool is None:
+            outcome = evaluate_trial(data, pipeline, task, trial.number, pruner, rungs)
+        else:
+            outcome = pool.run(evaluate_trial, pipeline, task, trial.number, pruner, rungs,
+                               deadline=math.inf if deadline is None else deadline)
+    except TrialStopped as stop:
+        return study.tell(trial, None, state=TrialState.FAIL, error=str(stop),
+                          seconds=time.perf_counter() - started, info={"stopped": "time limit"})
     except TrialFailed as err:
         return study.tell(trial, None, state=TrialState.FAIL, error=str(err),
                           seconds=time.perf_counter() - started)
-    return study.tell(trial, float(np.mean(scores)), fold_scores=scores,
-                      seconds=time.perf_counter() - started)
+    return tell_outcome(study, trial, outcome, time.perf_counter() - started)
+
+
+def evaluate_trial(data: TrainingData, pipeline: Any, task: TaskSpec, number: int,
+                   pruner: SuccessiveHalving | None, rungs: Sequence[int]) -> CVOutcome:
+    """Cross-validate an unfitted pipeline on the run's folds: every fold, or fold by fold
+    with ``pruner`` judging at ``rungs``. Takes and returns plain data, so it runs the same
+    in a worker process."""
+    if pruner is None:
+        return CVOutcome(cross_validate(pipeline, data.X, data.y, data.folds, task.metric,
+                                        task.positive_class))
+    return evaluate_with_halving(pipeline, data, task, number, pruner, rungs)
 
 
 def _tuning_text(family: str, task: TaskSpec, profile: DataProfile) -> str:

@@ -29,9 +29,13 @@ from hyperpilot.tools.types import TrialRecord, TrialState, best_trial
 REVISION_TIME_SHARE = 0.4
 
 
-def winner(trials: list[TrialRecord], direction: str) -> TrialRecord:
-    """The best complete trial; when every trial failed, the error says why the first did."""
+def winner(trials: list[TrialRecord], direction: str, limit: float | None = None) -> TrialRecord:
+    """The best complete trial; when every trial failed, the error says why the first did
+    (or that the time limit ran out first)."""
     best = best_trial(trials, direction)
+    if best is None and limit is not None and all(t.tuner.get("stopped") for t in trials):
+        raise HyperpilotError(f"no trial finished within the time limit of {limit:g} s; "
+                              "allow more time with --time-limit")
     if best is None:
         first = next((t.error for t in trials if t.state == TrialState.FAIL and t.error),
                      "no trial ran")
@@ -42,7 +46,7 @@ def winner(trials: list[TrialRecord], direction: str) -> TrialRecord:
 def finalize_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     task, profile, plans = task_of(state), profile_of(state), plans_of(state)
     # Only the current revision's plans were trained on the current features.
-    best = winner(trials_of(state, set(plans)), task.direction)
+    best = winner(trials_of(state, set(plans)), task.direction, ctx.options.time_limit)
     plan = plans[best.plan_id]
     ctx.progress(f"[select] {best.model} (trial #{best.number}, {best.plan_id}) with CV "
                  f"{task.metric} {best.score:.4f}; refitting on {len(state['split']['train'])} rows")

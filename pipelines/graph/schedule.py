@@ -28,9 +28,12 @@ from hyperpilot.tools.types import TaskSpec, TrialRecord, TrialState, best_trial
 
 # Tuning stops this far before --time-limit, leaving time to refit and verify the winner:
 # a share of the limit, but never less than a fixed reserve (a fresh-process reload alone
-# takes a few seconds).
+# takes a few seconds), nor less than the winner's refit is expected to take plus that reserve.
 FINISH_SHARE_OF_TIME = 0.2
 FINISH_RESERVE_SECONDS = 5.0
+# With no trial count given, each extra round while time is left gives the best plan's
+# families this many trials, best family first.
+EXTRA_ROUND = (3, 2, 1)
 
 
 def open_plans(state: RunState) -> list[str]:
@@ -45,19 +48,22 @@ def open_plans(state: RunState) -> list[str]:
 
 
 def schedule_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
-    """Stop on time, or when a stage is done keep the best plans for the next one."""
+    """Stop on time, or when a stage is done keep the best plans for the next one; after
+    the last stage of a run tuned until its time limit, give the best plan another round."""
     current = trials_of(state, set(plans_of(state)))
-    stop = time_stop(state, current, ctx.options.time_limit)
+    stop = time_stop(state, current, ctx)
     if stop:
         return {"stop_reason": stop}
     if open_plans(state):
         return {}
     stage, stages = int(state["stage"]), state["stages"]
-    if stage + 1 >= len(stages):
-        return {"stop_reason": f"all {len(current)} planned trials done"}
     direction = task_of(state).direction
     ranked = sorted(state["active"], key=lambda p: _plan_rank(plan_best(state, p, direction),
                                                               direction))
+    if stage + 1 >= len(stages):
+        if state.get("until_deadline") and ctx.options.time_limit is not None:
+            return extra_round(state, ctx, ranked[0], direction)
+        return {"stop_reason": f"all {len(current)} planned trials done"}
     keep, trials_each = ranked[:stages[stage + 1][0]], stages[stage + 1][1]
     dropped = [p for p in ranked if p not in keep]
     line = (f"after stage {stage + 1}: kept {_scores(state, keep)}; stopped "
@@ -68,6 +74,30 @@ def schedule_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
         allot[plan_id] += trials_each
     return {"active": keep, "stage": stage + 1, "allot": allot,
             "events": [event("halving", None, line)]}
+
+
+def extra_round(state: RunState, ctx: RunContext, plan_id: str, direction: str) -> dict[str, Any]:
+    """More trials for the best plan's best families (``EXTRA_ROUND``), while time is left."""
+    plans = plans_of(state)
+    plan = plans[plan_id]
+    own = trials_of(state, {plan_id})
+    bests = {f: best_trial([t for t in own if t.model == f], direction) for f in plan.trials}
+    scored = [f for f, b in bests.items() if b is not None]
+    if not scored:
+        return {"stop_reason": f"no trial of {plan_id} completed; nothing to tune further"}
+    sign = -1.0 if direction == "maximize" else 1.0
+    order = sorted(scored, key=lambda f: sign * float(bests[f].score))  # type: ignore[union-attr]
+    extra = dict(zip(order, EXTRA_ROUND, strict=False))
+    # next_family hands out trials by each family's share of the plan, so the plan's
+    # shares grow; trials a family has not run yet (a plan cut short) still count.
+    done = {f: sum(t.model == f for t in own) for f in plan.trials}
+    allocation = {f: done[f] + extra.get(f, 0) for f in plan.trials}
+    grown = plan.model_copy(update={"trials": allocation})
+    allot = {**state["allot"], plan_id: len(own) + sum(extra.values())}
+    line = (f"time left: {plan_id} gets " + ", ".join(f"{f} x{n}" for f, n in extra.items()))
+    ctx.progress(f"[tune] {line}")
+    return {"plans": [(grown if p.id == plan_id else p).model_dump() for p in plans.values()],
+            "active": [plan_id], "allot": allot, "events": [event("tune", None, line)]}
 
 
 def plan_best(state: RunState, plan_id: str, direction: str) -> float | None:
@@ -92,16 +122,46 @@ def _scores(state: RunState, plan_ids: list[str]) -> str:
     return ", ".join(parts)
 
 
-def time_stop(state: RunState, trials: list[TrialRecord], limit: float | None) -> str:
-    """Why tuning must stop now to leave time to refit and verify, or ''."""
-    if limit is None or not trials:
-        return ""
+def tuning_deadline(state: RunState, ctx: RunContext) -> float | None:
+    """When tuning must end to leave time to refit, verify and report (None: no limit).
+    Until a trial has completed, the run's own end: without one there is nothing to refit."""
+    end, limit = ctx.deadline(state), ctx.options.time_limit
+    if end is None or limit is None:
+        return None
+    trials = trials_of(state, set(plans_of(state)))
+    direction = task_of(state).direction
+    if best_trial(trials, direction) is None:
+        return end
+    return end - finish_reserve(trials, limit, direction)
+
+
+def finish_reserve(trials: list[TrialRecord], limit: float, direction: str) -> float:
+    """Seconds kept for what follows tuning: a share of the limit, at least a fixed reserve,
+    and at least the best trial's refit (one fit on all rows, about one CV trial's time
+    divided by its folds less one) on top of that reserve."""
     reserve = max(FINISH_SHARE_OF_TIME * limit, FINISH_RESERVE_SECONDS)
-    deadline = state["started_at"] + limit - reserve
+    best = best_trial(trials, direction)
+    if best is not None and len(best.fold_scores) > 1:
+        refit = best.seconds / (len(best.fold_scores) - 1)
+        reserve = max(reserve, refit + FINISH_RESERVE_SECONDS)
+    return min(reserve, 0.5 * limit)
+
+
+def time_stop(state: RunState, trials: list[TrialRecord], ctx: RunContext) -> str:
+    """Why tuning must stop now to leave time to refit and verify, or ''."""
+    deadline = tuning_deadline(state, ctx)
+    if deadline is None:
+        return ""
+    limit = ctx.options.time_limit
+    now = time.time()
+    if (ctx.pool is not None and ctx.pool.stopped) or now >= deadline:
+        return f"time limit: stopped after {len(trials)} trials ({limit:.0f} s budget)"
+    if best_trial(trials, task_of(state).direction) is None:
+        return ""  # tune on to the run's end rather than finish with no model
     # Running plans train at once, sharing the cores: a round takes longer than one trial.
     rounds = ceil(len(open_plans(state)) / (os.cpu_count() or 1))
     typical = float(np.median([t.seconds for t in trials])) * max(1, rounds)
-    if time.time() + typical > deadline:
+    if now + typical > deadline:
         return f"time limit: stopped after {len(trials)} trials ({limit:.0f} s budget)"
     return ""
 
@@ -124,21 +184,24 @@ def tune_plan_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     plan = plans[state["current_plan"]]
     history = trials_of(state)
     family = next_family(plan.trials, [t for t in history if t.plan_id == plan.id])
-    if family is None:
-        return {}
+    if family is None or (ctx.pool is not None and ctx.pool.stopped):
+        return {}  # nothing left, or the time limit stopped the workers: no trial starts
     record = run_trial(family, space_of(state, family), state["warm"][family], history, task,
                        profile_of(state), ctx.training(state), ctx.options.seed, plan.id,
                        llm=ctx.llm, llm_budget=ctx.options.llm_budget,
                        number=len(history) + int(state["slot"]), steps=plan.steps,
-                       halving=halving_for(history, family, plan.id, ctx.options.halving))
-    total = revision_budget(state)
-    if state.get("revision"):  # count the trials of earlier revisions too
-        total += len(history) - len(trials_of(state, set(plans)))
+                       halving=halving_for(history, family, plan.id, ctx.options.halving),
+                       pool=ctx.pool, deadline=tuning_deadline(state, ctx))
+    total: int | None = None
+    if not state.get("until_deadline"):
+        total = revision_budget(state)
+        if state.get("revision"):  # count the trials of earlier revisions too
+            total += len(history) - len(trials_of(state, set(plans)))
     _show_trial(ctx, record, history, total, task, plan.id, len(plans) > 1)
     return {"trials": [record.model_dump(mode="json")]}
 
 
-def _show_trial(ctx: RunContext, record: TrialRecord, history: list[TrialRecord], total: int,
+def _show_trial(ctx: RunContext, record: TrialRecord, history: list[TrialRecord], total: int | None,
                 task: TaskSpec, plan_id: str, several: bool) -> None:
     best = best_trial(history + [record], task.direction)
     if record.state == TrialState.PRUNED:
@@ -148,5 +211,6 @@ def _show_trial(ctx: RunContext, record: TrialRecord, history: list[TrialRecord]
         score = f"{record.score:.4f}" if record.score is not None else f"FAIL ({record.error[:80]})"
     leader = f"best {best.score:.4f} {best.model}" if best else "no complete trial yet"
     where = f" [{plan_id}]" if several else ""
-    ctx.progress(f"[tune] trial {record.number + 1}/{total}{where} {record.model}: {score} in "
+    count = f"{record.number + 1}" if total is None else f"{record.number + 1}/{total}"
+    ctx.progress(f"[tune] trial {count}{where} {record.model}: {score} in "
                  f"{record.seconds:.1f}s; {leader}")

@@ -12,6 +12,7 @@ import pandas as pd
 from hyperpilot.agents.planner import Plan
 from hyperpilot.agents.request import RequestDraft
 from hyperpilot.agents.tuner.agent import TrainingData
+from hyperpilot.agents.tuner.workers import TrialPool
 from hyperpilot.agents.verifier import Measurements, Revision
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.options import RunOptions
@@ -31,6 +32,7 @@ class RunState(TypedDict, total=False):
     text: str
     source: str
     trials_budget: int
+    until_deadline: bool  # no trial count was given: tune until the time limit
     started_at: float
     run_id: str
     retrieved: dict[str, Any]
@@ -141,14 +143,37 @@ class RunContext:
     cuda: bool = False
     cards: list[Card] = field(default_factory=shipped_cards)
     experience: ExperienceStore | None = None
+    workers: int = 1  # trials trained at once
+    worker_threads: int | None = None  # native threads per trial; None: the library's own
     _training: TrainingData | None = field(default=None, repr=False)
+    _pool: TrialPool | None = field(default=None, repr=False)
 
     def training(self, state: RunState) -> TrainingData:
-        """The non-holdout rows and folds, built once from the split in the state."""
+        """The non-holdout rows and folds, built once from the split in the state. With a
+        time limit, the worker processes that train the trials start here too."""
         if self._training is None:
             rows = self.frame.iloc[state["split"]["train"]]
             self._training = TrainingData.of(rows, task_of(state), self.options.seed)
+            if self.options.time_limit is not None:
+                self._pool = TrialPool(self._training, self.workers, self.worker_threads)
+                self._pool.warm()
         return self._training
+
+    @property
+    def pool(self) -> TrialPool | None:
+        """The worker processes of a run with a time limit (None without one)."""
+        return self._pool
+
+    def deadline(self, state: RunState) -> float | None:
+        """When the run must have ended (``time.time()`` seconds), None without a limit."""
+        limit = self.options.time_limit
+        return None if limit is None else float(state["started_at"]) + limit
+
+    def close(self) -> None:
+        """Stop the run's worker processes."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def holdout_rows(self, state: RunState) -> pd.DataFrame:
         return self.frame.iloc[state["split"]["holdout"]]

@@ -1,0 +1,116 @@
+"""The time limit as a promise: trials stopped at the deadline, LLM calls it pays for, and
+tuning that goes on until the limit when no trial count is given."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from fakes import scripted_client
+from pydantic import BaseModel
+
+from hyperpilot.agents.llm.deadline import TimeBudgetExceeded, TimedLLM
+from hyperpilot.agents.runner import AgentSpec, decide
+from hyperpilot.agents.tuner.agent import TrainingData, evaluate_trial, run_trial
+from hyperpilot.agents.tuner.workers import TrialPool, TrialStopped
+from hyperpilot.pipelines.options import RunOptions
+from hyperpilot.pipelines.run import run_task
+from hyperpilot.tools.data import profile_table
+from hyperpilot.tools.evaluate import make_folds
+from hyperpilot.tools.types import Budget, TaskSpec, TrialState
+from hyperpilot.tools.zoo import get_model
+
+
+def _setting(rows: int) -> tuple[TaskSpec, object, TrainingData]:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(rows, 20)), columns=[f"x{i}" for i in range(20)])
+    y = pd.Series(np.where(X["x0"] + rng.normal(size=rows) > 0, "yes", "no"), name="label")
+    frame = X.assign(label=y)
+    task = TaskSpec(text="predict label", task_type="binary", target="label", metric="accuracy",
+                    direction="maximize", budget=Budget(trials=5))
+    data = TrainingData(X, y, make_folds(y.to_numpy(), "binary", 5, 0))
+    return task, profile_table(frame, "label"), data
+
+
+def test_a_trial_in_a_worker_scores_as_it_does_here() -> None:
+    task, profile, data = _setting(300)
+    space = get_model("linear").space("binary")
+    config = get_model("linear").defaults("binary")
+    here = run_trial("linear", space, [config], [], task, profile, data, 0)
+    pool = TrialPool(data, workers=1)
+    try:
+        there = run_trial("linear", space, [config], [], task, profile, data, 0, pool=pool,
+                          deadline=time.time() + 120)
+    finally:
+        pool.close()
+    assert there.state == TrialState.COMPLETE
+    assert there.fold_scores == here.fold_scores
+
+
+def test_a_slow_trial_is_stopped_at_the_deadline_and_recorded() -> None:
+    task, profile, data = _setting(20_000)
+    family = get_model("random_forest")
+    slow = {**family.defaults("binary"), "n_estimators": 500, "max_features": 1.0,
+            "bootstrap": False}
+    pool = TrialPool(data, workers=1)
+    try:
+        started = time.perf_counter()
+        record = run_trial("random_forest", family.space("binary"), [slow], [], task, profile,
+                           data, 0, pool=pool, deadline=time.time() + 2.0)
+        waited = time.perf_counter() - started
+        assert pool.stopped
+        with pytest.raises(TrialStopped):  # the limit is the run's: nothing starts after it
+            pool.run(evaluate_trial, None, task, 1, None, (), deadline=time.time() + 60)
+    finally:
+        pool.close()
+    assert record.state == TrialState.FAIL
+    assert record.tuner["stopped"] == "time limit"
+    assert record.error.startswith("stopped at the time limit")
+    # 500 unpruned trees on 16,000 rows take minutes on one core; stopped, it took seconds
+    assert waited < 30
+
+
+class Answer(BaseModel):
+    value: int
+
+
+AGENT = AgentSpec(name="probe", prompt="system.j2", output_type=Answer)
+
+
+def test_an_llm_call_the_time_left_cannot_pay_for_is_not_made() -> None:
+    llm = scripted_client([])  # a call would fail the strict fake: none may be made
+    timed = TimedLLM(llm, deadline=time.time() + 5, limit=60, first_call=10)
+    with pytest.raises(TimeBudgetExceeded, match="cannot pay"):
+        timed.complete([{"role": "user", "content": "x"}], Answer, agent="probe")
+    decision = decide(AGENT, {"agent": "probe"}, timed, accept=lambda a: a.value, rules=lambda: 7)
+    assert decision.value == 7 and decision.source == "rules (fallback)"
+    assert "time limit cannot pay" in decision.note
+
+
+def test_llm_calls_stop_at_their_share_of_the_limit() -> None:
+    llm = scripted_client([Answer(value=1)])
+    lines: list[str] = []
+    timed = TimedLLM(llm, deadline=time.time() + 600, limit=10, share=0.3, first_call=0.0,
+                     progress=lines.append)
+    assert timed.complete([{"role": "user", "content": "x"}], Answer).value == 1
+    timed.spent = 2.9  # as if the first call had taken 2.9 of the 3 s share
+    with pytest.raises(TimeBudgetExceeded, match="share"):
+        timed.complete([{"role": "user", "content": "x"}], Answer)
+    assert len(lines) == 1 and lines[0].startswith("[llm]")
+    assert timed.usage is llm.usage  # the rest is the wrapped client's
+
+
+@pytest.mark.slow
+def test_with_only_a_time_limit_tuning_goes_on_until_it(tmp_path) -> None:
+    limit = 30.0
+    started = time.time()
+    state = run_task("predict species", "sklearn:iris", tmp_path / "run",
+                     RunOptions(llm="none", time_limit=limit, experience=None))
+    took = time.time() - started
+    assert state["until_deadline"] is True
+    assert state["stop_reason"].startswith("time limit")
+    assert len(state["trials"]) > 30  # past the 30 trials a run without a limit plans
+    assert state["status"] == "ok"
+    assert took < limit * 1.05 + 3
