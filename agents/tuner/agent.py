@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from hyperpilot.agents.tuner.halving import (
 )
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.tools.errors import TrialFailed
-from hyperpilot.tools.evaluate import cross_validate, get_metric, make_folds
+from hyperpilot.tools.evaluate import cross_validate, cross_validate_oof, get_metric, make_folds
 from hyperpilot.tools.preprocess import build_pipeline
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.types import (
@@ -56,6 +56,9 @@ class TrainingData:
     X: pd.DataFrame
     y: pd.Series
     folds: list[tuple[np.ndarray, np.ndarray]]
+    # Where a complete trial's out-of-fold predictions go: (plan id, trial number, array).
+    keep_oof: Callable[[str, int, np.ndarray], None] | None = field(
+        default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, rows: pd.DataFrame, task: TaskSpec, seed: int) -> TrainingData:
@@ -197,13 +200,23 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
             outcome = evaluate_with_halving(
                 build_model_pipeline(family, trial.config, task, profile, seed, steps), data,
                 task, trial.number, fold_pruner(own, halving, task.direction), halving.rungs)
-            return tell_outcome(study, trial, outcome, time.perf_counter() - started)
-        scores = evaluate_config(family, trial.config, task, profile, data, seed, steps)
+            return _kept(tell_outcome(study, trial, outcome, time.perf_counter() - started),
+                         outcome.oof, data)
+        scores, oof = cross_validate_oof(
+            build_model_pipeline(family, trial.config, task, profile, seed, steps), data.X,
+            data.y, data.folds, task.metric, task.positive_class, task.task_type)
     except TrialFailed as err:
         return study.tell(trial, None, state=TrialState.FAIL, error=str(err),
                           seconds=time.perf_counter() - started)
-    return study.tell(trial, float(np.mean(scores)), fold_scores=scores,
-                      seconds=time.perf_counter() - started)
+    return _kept(study.tell(trial, float(np.mean(scores)), fold_scores=scores,
+                            seconds=time.perf_counter() - started), oof, data)
+
+
+def _kept(record: TrialRecord, oof: np.ndarray | None, data: TrainingData) -> TrialRecord:
+    """Hand a complete trial's out-of-fold predictions to ``data.keep_oof``."""
+    if data.keep_oof is not None and oof is not None and record.state == TrialState.COMPLETE:
+        data.keep_oof(record.plan_id, record.number, oof)
+    return record
 
 
 def _tuning_text(family: str, task: TaskSpec, profile: DataProfile) -> str:

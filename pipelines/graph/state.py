@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import operator
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
+import numpy as np
 import pandas as pd
 
 from hyperpilot.agents.planner import Plan
@@ -129,6 +132,9 @@ def best_record(state: RunState) -> TrialRecord:
 
 # --- what nodes share but never checkpoint ------------------------------------------------
 
+# Out-of-fold arrays held in memory; the rest are read back from the run folder.
+OOF_CACHE_SIZE = 24
+
 @dataclass
 class RunContext:
     """The run's options and folder, the loaded table, the LLM, the progress printer."""
@@ -142,13 +148,34 @@ class RunContext:
     cards: list[Card] = field(default_factory=shipped_cards)
     experience: ExperienceStore | None = None
     _training: TrainingData | None = field(default=None, repr=False)
+    _oof: OrderedDict[tuple[str, int], np.ndarray] = field(default_factory=OrderedDict,
+                                                           repr=False)
 
     def training(self, state: RunState) -> TrainingData:
-        """The non-holdout rows and folds, built once from the split in the state."""
+        """The non-holdout rows and folds, built once from the split in the state; complete
+        trials' out-of-fold predictions go to ``keep_oof``."""
         if self._training is None:
             rows = self.frame.iloc[state["split"]["train"]]
-            self._training = TrainingData.of(rows, task_of(state), self.options.seed)
+            data = TrainingData.of(rows, task_of(state), self.options.seed)
+            self._training = dataclasses.replace(data, keep_oof=self.keep_oof)
         return self._training
+
+    def keep_oof(self, plan_id: str, number: int, oof: np.ndarray) -> None:
+        """Save a trial's out-of-fold predictions in the run folder and the memory cache."""
+        self.folder.save_oof(plan_id, number, oof)
+        self._oof[(plan_id, number)] = oof
+        while len(self._oof) > OOF_CACHE_SIZE:
+            self._oof.popitem(last=False)
+
+    def oof(self, plan_id: str, number: int) -> np.ndarray | None:
+        """A trial's out-of-fold predictions (memory, else the run folder), or None."""
+        key = (plan_id, number)
+        if key not in self._oof:
+            found = self.folder.load_oof(plan_id, number)
+            if found is None:
+                return None
+            self._oof[key] = found
+        return self._oof[key]
 
     def holdout_rows(self, state: RunState) -> pd.DataFrame:
         return self.frame.iloc[state["split"]["holdout"]]
