@@ -164,3 +164,19 @@ def test_the_threshold_decides_what_predict_says(frame: pd.DataFrame) -> None:
     assert (model.predict(X) == np.where(p_yes >= 0.2, "yes", "no")).all()
     plain = LogisticRegression().fit(X, y).predict(X)
     assert (model.predict(X) == "yes").sum() > (plain == "yes").sum()
+
+
+def test_permutation_importance_and_feature_count_see_through_an_ensemble(
+        frame: pd.DataFrame) -> None:
+    from hyperpilot.tools.ensemble import model_features
+    from hyperpilot.tools.importance import permutation_importance
+    from hyperpilot.tools.types import DataProfile
+
+    X, y = frame.drop(columns="target"), frame["target"]
+    model = ThresholdClassifier(WeightedEnsemble(
+        [LogisticRegression(), DecisionTreeClassifier(max_depth=3, random_state=0)], [1, 1],
+        "binary"), 0.4, "yes").fit(X, y)
+    table = permutation_importance(model, X, y, ["a", "b", "c"], "f1", "yes", n_repeats=2)
+    assert table[0]["feature"] == "a" and table[0]["importance"] > 0.05
+    profile = DataProfile.model_construct(features=["a", "b", "c"])
+    assert model_features(model, profile) == ["a", "b", "c"]

@@ -163,7 +163,10 @@ class RunContext:
     def keep_oof(self, plan_id: str, number: int, oof: np.ndarray) -> None:
         """Save a trial's out-of-fold predictions in the run folder and the memory cache."""
         self.folder.save_oof(plan_id, number, oof)
-        self._oof[(plan_id, number)] = oof
+        self._remember((plan_id, number), oof)
+
+    def _remember(self, key: tuple[str, int], oof: np.ndarray) -> None:
+        self._oof[key] = oof
         while len(self._oof) > OOF_CACHE_SIZE:
             self._oof.popitem(last=False)
 
@@ -174,7 +177,7 @@ class RunContext:
             found = self.folder.load_oof(plan_id, number)
             if found is None:
                 return None
-            self._oof[key] = found
+            self._remember(key, found)
         return self._oof[key]
 
     def holdout_rows(self, state: RunState) -> pd.DataFrame:
