@@ -73,7 +73,8 @@ def _winner(facts: dict[str, Any]) -> str:
               if facts.get("runner_up") else " No other family completed a trial.")
     return (f"{facts['best_model']} (trial #{facts['best_trial']}) won: the best mean "
             f"cross-validated {facts['metric']}, {show(facts['cv_score'])} "
-            f"(± {show(facts['cv_std'])} across folds), with {facts['best_config']}.{runner}")
+            f"(± {show(facts['cv_std'])} across folds), with {facts['best_config']}.{runner}"
+            + (f" The saved model is {facts['final_model']}." if facts.get("final_model") else ""))
 
 
 def _holdout(facts: dict[str, Any]) -> str:

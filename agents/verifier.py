@@ -20,6 +20,7 @@ from hyperpilot.agents.tuner.agent import TrainingData
 from hyperpilot.tools.artifacts import reload_and_score
 from hyperpilot.tools.constraints import check_constraints, measure_deployment
 from hyperpilot.tools.data import leakage_flags, single_feature_scores
+from hyperpilot.tools.ensemble import model_features
 from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.evaluate import (
     baseline_holdout,
@@ -29,7 +30,6 @@ from hyperpilot.tools.evaluate import (
     score_pipeline,
 )
 from hyperpilot.tools.importance import SUSPECT_SCORE, dominant_leaks
-from hyperpilot.tools.preprocess import features_used
 from hyperpilot.tools.shift import distribution_shift
 from hyperpilot.tools.types import (
     ConstraintResult,
@@ -258,7 +258,7 @@ def measure(pipeline: Any, data: TrainingData, X_holdout: pd.DataFrame, y_holdou
     # One single-feature screen serves both leak checks: the 0.99 flags and the suspects a
     # dominance test looks at.
     rows = data.X.assign(**{task.target: data.y})
-    scores = single_feature_scores(rows, task.target, features_used(pipeline, profile),
+    scores = single_feature_scores(rows, task.target, model_features(pipeline, profile),
                                    task.task_type, seed=seed)
     suspected = dominant_leaks(pipeline, X_holdout, y_holdout,
                                leakage_flags(scores, task.task_type, SUSPECT_SCORE), task.metric,

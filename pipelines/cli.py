@@ -241,7 +241,11 @@ def _summarise(state: dict, out: Path) -> int:
         print(f"hyperpilot: error: request check failed: {reasons}", file=sys.stderr)
         return EXIT_USAGE
     hold, best = state["holdout"], state["best"]
-    print(f"{best['model']}: CV {hold['metric']} {best['cv_score']:.4f}, holdout "
+    final = best.get("final") or {}
+    name = (f"ensemble of {len(final['members'])} ({best['model']} best alone)"
+            if final.get("kind") == "ensemble" else best["model"])
+    score = final.get("cv_score", best["cv_score"])
+    print(f"{name}: CV {hold['metric']} {score:.4f}, holdout "
           f"{hold['score']:.4f}; verification {status}; report: {out / 'report.md'}")
     if status != "ok":
         failed = [n for n in ("request", "execution", "implementation")

@@ -7,21 +7,32 @@ never written to, and a reused one loses only the files a run writes.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
 
 from hyperpilot.pipelines.options import RunOptions, load_options
-from hyperpilot.tools.artifacts import save_frame, save_model, write_json, write_jsonl, write_text
+from hyperpilot.tools.artifacts import (
+    save_array,
+    save_frame,
+    save_model,
+    write_json,
+    write_jsonl,
+    write_text,
+)
 from hyperpilot.tools.errors import DataError, OutputDirError
 
 MARKER = ".hyperpilot-run"
 MODEL, RESULT, LEADERBOARD = "model.joblib", "result.json", "leaderboard.csv"
 TRIALS, REPORT, TRANSCRIPT = "trials.jsonl", "report.md", "transcript.jsonl"
 HOLDOUT, CHECKPOINTS, LOG, OPTIONS = "holdout.parquet", "checkpoints.sqlite", "hyperpilot.log", "options.json"
+OOF = "oof"  # a folder: one out-of-fold prediction array per complete trial
 # Only these are ever removed when a run folder is reused; anything else in it stays.
 RUN_FILES = (MODEL, RESULT, LEADERBOARD, TRIALS, REPORT, TRANSCRIPT, HOLDOUT, CHECKPOINTS,
              f"{CHECKPOINTS}-wal", f"{CHECKPOINTS}-shm", LOG, OPTIONS)
@@ -69,6 +80,7 @@ class RunFolder:
                                      "run; choose a new or empty folder")
             for name in RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
+            shutil.rmtree(self.path / OOF, ignore_errors=True)
             replaced = True
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / MARKER).write_text("hyperpilot run folder\n")
@@ -85,6 +97,14 @@ class RunFolder:
 
     def save_holdout(self, rows: pd.DataFrame) -> None:
         save_frame(rows, self.holdout)
+
+    def save_oof(self, plan_id: str, number: int, oof: np.ndarray) -> None:
+        """Keep a trial's out-of-fold predictions (``oof/<plan>-<number>.npy``)."""
+        save_array(oof, self._oof_path(plan_id, number))
+
+    def _oof_path(self, plan_id: str, number: int) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", plan_id) or "plan"
+        return self.path / OOF / f"{safe}-{number}.npy"
 
     def write_records(self, result: dict[str, Any], trials: list[dict[str, Any]],
                       board: pd.DataFrame, report: str) -> None:
@@ -113,6 +133,11 @@ class RunFolder:
 
     def read_holdout(self) -> pd.DataFrame:
         return pd.read_parquet(self.holdout)
+
+    def load_oof(self, plan_id: str, number: int) -> np.ndarray | None:
+        """A trial's out-of-fold predictions, or None when none were kept."""
+        path = self._oof_path(plan_id, number)
+        return np.load(path, allow_pickle=False) if path.is_file() else None
 
     def load_model(self) -> Any:
         return joblib.load(self.model)

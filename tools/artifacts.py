@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
 
 from hyperpilot.tools.errors import HyperpilotError
@@ -67,6 +68,16 @@ def save_model(model: Any, path: Path) -> None:
         path: the destination, conventionally ``model.joblib``.
     """
     _atomic_write(path, lambda h: joblib.dump(model, h), mode="wb")
+
+
+def save_array(array: np.ndarray, path: Path) -> None:
+    """Save a numeric array as ``.npy``, atomically.
+
+    Args:
+        array: the array (no Python objects inside).
+        path: the destination ``.npy`` file.
+    """
+    _atomic_write(path, lambda h: np.save(h, array, allow_pickle=False), mode="wb")
 
 
 def save_frame(frame: pd.DataFrame, path: Path) -> None:

@@ -18,8 +18,8 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 
+from hyperpilot.tools.ensemble import final_estimators, model_features
 from hyperpilot.tools.errors import DataError
-from hyperpilot.tools.preprocess import features_used
 from hyperpilot.tools.types import ConstraintResult, Constraints, DataProfile, DeploymentFacts
 
 MAX_BATCH_ROWS = 1000
@@ -58,14 +58,16 @@ def measure_deployment(pipeline: Any, X_rows: pd.DataFrame, path_to_joblib: Path
     deadline = time.perf_counter() + budget_s
     batch_ms = _timed_calls(pipeline, [batch] * BATCH_REPEATS, 1, deadline - 0.3 * budget_s)
     single_ms = _timed_calls(pipeline, singles, 3, deadline)
-    used = features_used(pipeline, profile)
-    model = _final_estimator(pipeline)
+    used = model_features(pipeline, profile)
+    models = [_final_estimator(p) for p in final_estimators(pipeline)]
+    names = sorted({type(m).__name__ for m in models})
     return DeploymentFacts(
         latency_ms_per_row_batch=float(np.median(batch_ms)) / len(batch),
         latency_ms_single_row=float(np.median(single_ms)), batch_rows=len(batch),
         model_mb=path.stat().st_size / BYTES_PER_MB, n_features=len(used), features=used,
-        model=type(model).__name__,
-        interpretable=type(model).__module__.startswith(_INTERPRETABLE_MODULES),
+        model=names[0] if len(names) == 1 else f"ensemble of {', '.join(names)}",
+        interpretable=len(models) == 1
+        and type(models[0]).__module__.startswith(_INTERPRETABLE_MODULES),
     )
 
 

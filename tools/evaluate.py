@@ -257,11 +257,90 @@ def _take(data: Any, index: np.ndarray) -> Any:
 def _fit_and_score(pipeline: BaseEstimator, X: Any, y: Any, fold: tuple[np.ndarray, np.ndarray],
                    metric: str, positive_class: Any) -> float:
     train, test = fold
+    model = _fit(pipeline, X, y, train)
+    return score_pipeline(model, _take(X, test), _take(y, test), metric, positive_class)
+
+
+def fold_predictions(model: BaseEstimator, X: Any, classes: np.ndarray | None) -> np.ndarray:
+    """What a fitted model predicts for ``X``, as an ensemble can average it.
+
+    Regression: the predicted values (1-D). Classification: one column per label of
+    ``classes`` (the sorted labels of the whole target): the class probabilities when the
+    model has ``predict_proba``, else its predicted labels one-hot encoded.
+
+    Args:
+        model: a fitted estimator or pipeline.
+        X: the rows to predict.
+        classes: every label of the task, sorted; None for regression.
+    """
+    if classes is None:
+        return np.asarray(model.predict(X), dtype=float)
+    out = np.zeros((len(X), len(classes)))
+    columns = np.searchsorted(classes, np.asarray(_classes(model)))
+    if hasattr(model, "predict_proba"):
+        out[:, columns] = np.asarray(model.predict_proba(X), dtype=float)
+    else:
+        out[np.arange(len(X)), np.searchsorted(classes, np.asarray(model.predict(X)))] = 1.0
+    return out
+
+
+def oof_classes(y: Any, task_type: TaskType) -> np.ndarray | None:
+    """The column labels of out-of-fold predictions: the sorted labels, or None for regression.
+
+    Args:
+        y: the whole target.
+        task_type: "binary", "multiclass" or "regression".
+    """
+    return None if task_type == "regression" else np.unique(np.asarray(y))
+
+
+def cross_validate_oof(pipeline: BaseEstimator, X: Any, y: Any, folds: Folds, metric: str,
+                       positive_class: Any = None, task_type: TaskType = "binary"
+                       ) -> tuple[list[float], np.ndarray]:
+    """``cross_validate``, plus the out-of-fold predictions of ``fold_predictions``.
+
+    Returns the fold scores (as ``cross_validate`` gives them) and one row of predictions
+    per row of ``y``; rows in none of the folds' test parts are NaN. Takes and returns plain
+    data, so it can run in another process.
+
+    Args:
+        pipeline: an unfitted estimator or pipeline (it is cloned, never changed).
+        X: the features, indexed by the folds' row positions.
+        y: the target.
+        folds: (train, test) row positions.
+        metric: a name from ``METRICS``.
+        positive_class: the positive label for binary metrics.
+        task_type: "binary", "multiclass" or "regression" (sets the predictions' shape).
+    """
+    classes = oof_classes(y, task_type)
+    oof = np.full(len(y) if classes is None else (len(y), len(classes)), np.nan)
+    scores = []
+    for number, fold in enumerate(folds):
+        try:
+            model = _fit(pipeline, X, y, fold[0])
+            test_X, test_y = _take(X, fold[1]), _take(y, fold[1])
+            score = score_pipeline(model, test_X, test_y, metric, positive_class)
+            oof[fold[1]] = fold_predictions(model, test_X, classes)
+        except HyperpilotError:
+            raise
+        except Exception as error:
+            raise TrialFailed(_reason(number, error)) from error
+        scores.append(_checked(score, metric, number))
+    return scores, oof
+
+
+def _fit(pipeline: BaseEstimator, X: Any, y: Any, train: np.ndarray) -> BaseEstimator:
     model = clone(pipeline)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(_take(X, train), _take(y, train))
-    return score_pipeline(model, _take(X, test), _take(y, test), metric, positive_class)
+        return model.fit(_take(X, train), _take(y, train))
+
+
+def _checked(score: float, metric: str, number: int) -> float:
+    spec = get_metric(metric)
+    if not (math.isfinite(score) and spec.low <= score <= spec.high):
+        raise TrialFailed(f"fold {number}: {metric} is {score}, not a finite valid score")
+    return score
 
 
 def _reason(number: int, error: BaseException) -> str:
@@ -287,7 +366,7 @@ def cross_validate(pipeline: BaseEstimator, X: Any, y: Any, folds: Folds, metric
         metric: a name from ``METRICS``.
         positive_class: the positive label for binary metrics; defaults to the last class.
     """
-    spec = get_metric(metric)
+    get_metric(metric)
     scores = []
     for number, fold in enumerate(folds):
         try:
@@ -296,9 +375,7 @@ def cross_validate(pipeline: BaseEstimator, X: Any, y: Any, folds: Folds, metric
             raise
         except Exception as error:
             raise TrialFailed(_reason(number, error)) from error
-        if not (math.isfinite(score) and spec.low <= score <= spec.high):
-            raise TrialFailed(f"fold {number}: {metric} is {score}, not a finite valid score")
-        scores.append(score)
+        scores.append(_checked(score, metric, number))
     return scores
 
 

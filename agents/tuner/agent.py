@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from hyperpilot.agents.tuner.halving import (
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.agents.tuner.workers import TrialPool, TrialStopped
 from hyperpilot.tools.errors import TrialFailed
-from hyperpilot.tools.evaluate import cross_validate, get_metric, make_folds
+from hyperpilot.tools.evaluate import cross_validate, cross_validate_oof, get_metric, make_folds
 from hyperpilot.tools.preprocess import build_pipeline
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.types import (
@@ -60,6 +60,9 @@ class TrainingData:
     X: pd.DataFrame
     y: pd.Series
     folds: list[tuple[np.ndarray, np.ndarray]]
+    # Where a complete trial's out-of-fold predictions go: (plan id, trial number, array).
+    keep_oof: Callable[[str, int, np.ndarray], None] | None = field(
+        default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, rows: pd.DataFrame, task: TaskSpec, seed: int) -> TrainingData:
@@ -214,18 +217,27 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
     except TrialFailed as err:
         return study.tell(trial, None, state=TrialState.FAIL, error=str(err),
                           seconds=time.perf_counter() - started)
-    return tell_outcome(study, trial, outcome, time.perf_counter() - started)
+    return _kept(tell_outcome(study, trial, outcome, time.perf_counter() - started),
+                 outcome.oof, data)
 
 
 def evaluate_trial(data: TrainingData, pipeline: Any, task: TaskSpec, number: int,
                    pruner: SuccessiveHalving | None, rungs: Sequence[int]) -> CVOutcome:
-    """Cross-validate an unfitted pipeline on the run's folds: every fold, or fold by fold
-    with ``pruner`` judging at ``rungs``. Takes and returns plain data, so it runs the same
-    in a worker process."""
+    """Cross-validate an unfitted pipeline on the run's folds, with its out-of-fold
+    predictions: every fold, or fold by fold with ``pruner`` judging at ``rungs``. Takes and
+    returns plain data, so it runs the same in a worker process."""
     if pruner is None:
-        return CVOutcome(cross_validate(pipeline, data.X, data.y, data.folds, task.metric,
-                                        task.positive_class))
+        scores, oof = cross_validate_oof(pipeline, data.X, data.y, data.folds, task.metric,
+                                         task.positive_class, task.task_type)
+        return CVOutcome(scores, oof=oof)
     return evaluate_with_halving(pipeline, data, task, number, pruner, rungs)
+
+
+def _kept(record: TrialRecord, oof: np.ndarray | None, data: TrainingData) -> TrialRecord:
+    """Hand a complete trial's out-of-fold predictions to ``data.keep_oof``."""
+    if data.keep_oof is not None and oof is not None and record.state == TrialState.COMPLETE:
+        data.keep_oof(record.plan_id, record.number, oof)
+    return record
 
 
 def _tuning_text(family: str, task: TaskSpec, profile: DataProfile) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 
 from hyperpilot.agents.tuner.history import DIRECTIONS
 from hyperpilot.tools.errors import TrialFailed
-from hyperpilot.tools.evaluate import cross_validate
+from hyperpilot.tools.evaluate import cross_validate_oof
 from hyperpilot.tools.types import TaskSpec, TrialRecord, TrialState
 
 if TYPE_CHECKING:
@@ -122,10 +122,12 @@ def fold_pruner(history: Sequence[TrialRecord], settings: FoldHalving,
 
 @dataclass(frozen=True)
 class CVOutcome:
-    """Fold scores evaluated, and the verdict that stopped the trial (None: all folds ran)."""
+    """Fold scores evaluated, the verdict that stopped the trial (None: all folds ran), and
+    the out-of-fold predictions of the folds that ran (NaN rows for the others)."""
 
     fold_scores: list[float] = field(default_factory=list)
     stopped: Verdict | None = None
+    oof: np.ndarray | None = None
 
 
 def evaluate_with_halving(pipeline: Any, data: TrainingData, task: TaskSpec, trial: int,
@@ -137,21 +139,25 @@ def evaluate_with_halving(pipeline: Any, data: TrainingData, task: TaskSpec, tri
     """
     checks = sorted(r for r in set(rungs) if 0 < r < len(data.folds))
     scores: list[float] = []
+    oof: np.ndarray | None = None
     for end in [*checks, len(data.folds)]:
         start = len(scores)
-        scores += _folds(pipeline, data, task, start, end)
+        more, part = _folds(pipeline, data, task, start, end)
+        scores += more
+        oof = part if oof is None else np.where(np.isnan(part), oof, part)
         if end == len(data.folds):
             break
         verdict = pruner.judge(trial, end, float(np.mean(scores)))
         if verdict.stop:
-            return CVOutcome(scores, verdict)
-    return CVOutcome(scores)
+            return CVOutcome(scores, verdict, oof)
+    return CVOutcome(scores, oof=oof)
 
 
-def _folds(pipeline: Any, data: TrainingData, task: TaskSpec, start: int, end: int) -> list[float]:
+def _folds(pipeline: Any, data: TrainingData, task: TaskSpec, start: int,
+           end: int) -> tuple[list[float], np.ndarray]:
     try:
-        return cross_validate(pipeline, data.X, data.y, data.folds[start:end], task.metric,
-                              task.positive_class)
+        return cross_validate_oof(pipeline, data.X, data.y, data.folds[start:end], task.metric,
+                                  task.positive_class, task.task_type)
     except TrialFailed as err:
         renumbered = re.sub(r"^fold (\d+)", lambda m: f"fold {int(m[1]) + start}", str(err))
         raise TrialFailed(renumbered) from err

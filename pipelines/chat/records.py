@@ -42,9 +42,23 @@ def _winner(result: dict[str, Any], board: pd.DataFrame) -> dict[str, Any]:
         "baseline": float(hold["baseline"]),
         "runner_up": str(others.iloc[0]["model"]) if len(others) else "",
         "runner_up_cv": float(others.iloc[0]["score"]) if len(others) else float("nan"),
+        "final_model": _final_text(result.get("final_model")),
         "verification": ", ".join(f"{n} {checks[n]}" for n in
                                   ("request", "execution", "implementation") if n in checks),
     }
+
+
+def _final_text(final: dict[str, Any] | None) -> str:
+    """The saved model in words: an ensemble's members and weights, a threshold, a calibration."""
+    if not final:
+        return ""
+    text = ("" if final["kind"] == "single" else "an ensemble of " + " + ".join(
+        f"{m['weight']}x {m['model']} (trial #{m['trial']})" for m in final["members"]))
+    if final.get("threshold") is not None:
+        text += f"{'; ' if text else ''}decision threshold {final['threshold']:.4f}"
+    if final.get("calibration"):
+        text += f"{'; ' if text else ''}{final['calibration']['method']} calibration"
+    return text
 
 
 def _tried(result: dict[str, Any], board: pd.DataFrame) -> dict[str, Any]:

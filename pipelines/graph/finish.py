@@ -7,8 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from hyperpilot.agents.tuner.agent import refit
 from hyperpilot.agents.verifier import measure, verify
+from hyperpilot.pipelines.graph.final_model import (
+    choose_final,
+    fit_final,
+    fits_feature_limit,
+    single,
+)
 from hyperpilot.pipelines.graph.report import plan_summaries
 from hyperpilot.pipelines.graph.state import (
     RunContext,
@@ -27,6 +32,9 @@ from hyperpilot.tools.types import TrialRecord, TrialState, best_trial
 
 # A revision starts only while at least this share of --time-limit is left.
 REVISION_TIME_SHARE = 0.4
+# Refitting stops this long before --time-limit: what verifying the model takes (holdout
+# scores, the leak screen, latency timing, a fresh-process reload).
+VERIFY_RESERVE_SECONDS = 8.0
 
 
 def winner(trials: list[TrialRecord], direction: str, limit: float | None = None) -> TrialRecord:
@@ -44,18 +52,38 @@ def winner(trials: list[TrialRecord], direction: str, limit: float | None = None
 
 
 def finalize_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
+    return finalize(state, ctx, finish_deadline(state, ctx.options.time_limit))
+
+
+def finish_deadline(state: RunState, limit: float | None) -> float | None:
+    """When refitting must be done (``time.time()`` based) to leave time to verify; None
+    without a time limit."""
+    return None if limit is None else state["started_at"] + limit - VERIFY_RESERVE_SECONDS
+
+
+def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[str, Any]:
+    """Choose the final model (the best trial, or an ensemble of the best trials, with a
+    tuned decision threshold or calibration where either helps on OOF predictions), refit
+    it on every training row before ``deadline`` allows, save it and measure it."""
     task, profile, plans = task_of(state), profile_of(state), plans_of(state)
     # Only the current revision's plans were trained on the current features.
-    best = winner(trials_of(state, set(plans)), task.direction, ctx.options.time_limit)
+    trials = trials_of(state, set(plans))
+    best = winner(trials, task.direction, ctx.options.time_limit)
     plan = plans[best.plan_id]
-    ctx.progress(f"[select] {best.model} (trial #{best.number}, {best.plan_id}) with CV "
-                 f"{task.metric} {best.score:.4f}; refitting on {len(state['split']['train'])} rows")
     data = ctx.training(state)
-    pipeline = refit(best, task, profile, data, ctx.options.seed, plan.steps)
-    ctx.folder.save_model(pipeline)
+    choice = choose_final(trials, best, task, data, ctx.oof, deadline)
+    ctx.progress(f"[select] {choice.summary} with CV {task.metric} {choice.cv_score:.4f}; "
+                 f"refitting on {len(state['split']['train'])} rows")
+    model = fit_final(choice, task, profile, plans, data, ctx.options.seed)
+    if not fits_feature_limit(model, task, profile):
+        ctx.progress(f"[select] the ensemble's members use more than "
+                     f"{task.constraints.max_features} features together; keeping {best.model}")
+        choice = single(best, task)
+        model = fit_final(choice, task, profile, plans, data, ctx.options.seed)
+    ctx.folder.save_model(model)
     ctx.folder.save_holdout(ctx.holdout_rows(state))
     X_hold, y_hold = ctx.holdout(state)
-    measured = measure(pipeline, data, X_hold, y_hold, task, profile, ctx.folder.model,
+    measured = measure(model, data, X_hold, y_hold, task, profile, ctx.folder.model,
                        ctx.options.seed)
     ctx.progress(f"[holdout] {task.metric} {measured.holdout_score:.4f} on {len(y_hold)} rows "
                  "never seen in tuning")
@@ -63,7 +91,8 @@ def finalize_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
         "plan": plan.model_dump(),
         "best": {"model": best.model, "config": best.config, "cv_score": best.score,
                  "cv_std": float(np.std(best.fold_scores)) if best.fold_scores else 0.0,
-                 "trial": best.number, "plan_id": best.plan_id},
+                 "trial": best.number, "plan_id": best.plan_id,
+                 "final": choice.model_dump()},
         "holdout": {"metric": task.metric, "score": measured.holdout_score,
                     "rows": measured.holdout_rows, "baseline": measured.baseline_holdout},
         "baseline_cv": measured.baseline_cv,

@@ -77,6 +77,7 @@ def result_document(state: RunState, ctx: RunContext) -> dict[str, Any]:
         "status": state.get("status", "ok"),
         "task": state.get("task"),
         "best": {k: best[k] for k in ("model", "config", "cv_score")} if best else None,
+        "final_model": final_model(best) if best else None,
         "holdout": ({"metric": state["holdout"]["metric"], "score": state["holdout"]["score"],
                      "rows": state["holdout"]["rows"], "baseline": state["holdout"]["baseline"]}
                     if "holdout" in state else None),
@@ -100,6 +101,41 @@ def result_document(state: RunState, ctx: RunContext) -> dict[str, Any]:
         "seed": ctx.options.seed,
         "options": ctx.options.model_dump(mode="json"),
     }
+
+
+def final_model(best: dict[str, Any]) -> dict[str, Any]:
+    """What the saved model is: the best trial alone or an ensemble (members and weights),
+    and the decision threshold or calibration on top, with its CV estimate."""
+    final = best.get("final")
+    if not final:  # a run finished before final models were described
+        return {"kind": "single", "members": [{"trial": best["trial"], "model": best["model"],
+                                               "weight": 1}], "threshold": None,
+                "calibration": None, "cv_score": best["cv_score"], "notes": []}
+    keep = ("trial", "plan_id", "model", "weight", "cv_score")
+    return {"kind": final["kind"], "members": [{k: m[k] for k in keep} for m in final["members"]],
+            "threshold": final.get("threshold"), "calibration": final.get("calibration"),
+            "base_cv": final["base_cv"], "cv_score": final["cv_score"],
+            "notes": final.get("notes", [])}
+
+
+def describe_final(final: dict[str, Any], metric: str) -> str:
+    """One paragraph on the final model for ``report.md``."""
+    if final["kind"] == "ensemble":
+        parts = ", ".join(f"{m['weight']}x `{m['model']}` (trial #{m['trial']}, CV "
+                          f"{m['cv_score']:.4f})" for m in final["members"])
+        text = (f"The saved model is a greedy ensemble (weighted mean of the members' "
+                f"predictions): {parts}; its out-of-fold {metric} is {final['base_cv']:.4f}.")
+    else:
+        text = "The saved model is this trial alone."
+    if final.get("threshold") is not None:
+        text += (f" It predicts the positive class where its probability reaches "
+                 f"{final['threshold']:.4f} (tuned on out-of-fold predictions; cross-fitted "
+                 f"{metric} {final['cv_score']:.4f}).")
+    if final.get("calibration"):
+        text += (f" Its probabilities are {final['calibration']['method']}-calibrated on "
+                 f"out-of-fold predictions (cross-fitted {metric} {final['cv_score']:.4f}).")
+    notes = final.get("notes") or []
+    return text + ("".join(f" ({n})" for n in notes) if notes else "")
 
 
 def plan_summaries(state: RunState) -> list[dict[str, Any]]:
@@ -262,7 +298,8 @@ def _winner(state: RunState, board: pd.DataFrame) -> str:
                  f"{others.iloc[0]['score']:.4f}." if len(others) else "")
     return (f"## What won and why\n\n`{best['model']}` with `{json.dumps(best['config'])}` had "
             f"the best mean cross-validated {metric}: {best['cv_score']:.4f} "
-            f"(± {best['cv_std']:.4f} across folds).{runner_up} It was refit on all "
+            f"(± {best['cv_std']:.4f} across folds).{runner_up} "
+            f"{describe_final(final_model(best), metric)} It was refit on all "
             f"{len(state['split']['train'])} training rows.\n\n"
             f"## Holdout\n\n{metric} on {hold['rows']} holdout rows: **{hold['score']:.4f}** "
             f"(CV {best['cv_score']:.4f}; trivial baseline {hold['baseline']:.4f}).\n")

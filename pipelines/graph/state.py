@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import operator
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
+import numpy as np
 import pandas as pd
 
 from hyperpilot.agents.planner import Plan
@@ -131,6 +134,9 @@ def best_record(state: RunState) -> TrialRecord:
 
 # --- what nodes share but never checkpoint ------------------------------------------------
 
+# Out-of-fold arrays held in memory; the rest are read back from the run folder.
+OOF_CACHE_SIZE = 24
+
 @dataclass
 class RunContext:
     """The run's options and folder, the loaded table, the LLM, the progress printer."""
@@ -147,15 +153,19 @@ class RunContext:
     worker_threads: int | None = None  # native threads per trial; None: the library's own
     _training: TrainingData | None = field(default=None, repr=False)
     _pool: TrialPool | None = field(default=None, repr=False)
+    _oof: OrderedDict[tuple[str, int], np.ndarray] = field(default_factory=OrderedDict,
+                                                           repr=False)
 
     def training(self, state: RunState) -> TrainingData:
-        """The non-holdout rows and folds, built once from the split in the state. With a
-        time limit, the worker processes that train the trials start here too."""
+        """The non-holdout rows and folds, built once from the split in the state; complete
+        trials' out-of-fold predictions go to ``keep_oof``. With a time limit, the worker
+        processes that train the trials start here too (holding the rows, not the hook)."""
         if self._training is None:
             rows = self.frame.iloc[state["split"]["train"]]
-            self._training = TrainingData.of(rows, task_of(state), self.options.seed)
+            data = TrainingData.of(rows, task_of(state), self.options.seed)
+            self._training = dataclasses.replace(data, keep_oof=self.keep_oof)
             if self.options.time_limit is not None:
-                self._pool = TrialPool(self._training, self.workers, self.worker_threads)
+                self._pool = TrialPool(data, self.workers, self.worker_threads)
                 self._pool.warm()
         return self._training
 
@@ -174,6 +184,26 @@ class RunContext:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+    def keep_oof(self, plan_id: str, number: int, oof: np.ndarray) -> None:
+        """Save a trial's out-of-fold predictions in the run folder and the memory cache."""
+        self.folder.save_oof(plan_id, number, oof)
+        self._remember((plan_id, number), oof)
+
+    def _remember(self, key: tuple[str, int], oof: np.ndarray) -> None:
+        self._oof[key] = oof
+        while len(self._oof) > OOF_CACHE_SIZE:
+            self._oof.popitem(last=False)
+
+    def oof(self, plan_id: str, number: int) -> np.ndarray | None:
+        """A trial's out-of-fold predictions (memory, else the run folder), or None."""
+        key = (plan_id, number)
+        if key not in self._oof:
+            found = self.folder.load_oof(plan_id, number)
+            if found is None:
+                return None
+            self._remember(key, found)
+        return self._oof[key]
 
     def holdout_rows(self, state: RunState) -> pd.DataFrame:
         return self.frame.iloc[state["split"]["holdout"]]

@@ -1,0 +1,78 @@
+"""Choosing and shipping the final model: ensembles, their limits, and a run that ends with one."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from hyperpilot.agents.tuner.agent import TrainingData
+from hyperpilot.pipelines.graph.final_model import choose_final
+from hyperpilot.pipelines.options import RunOptions
+from hyperpilot.pipelines.run import run_task
+from hyperpilot.tools.ensemble import WeightedEnsemble
+from hyperpilot.tools.types import Constraints, TaskSpec, TrialRecord, TrialState
+
+
+def _setting(constraints: Constraints | None = None):
+    y = pd.Series(np.linspace(0.0, 10.0, 40))
+    data = TrainingData(X=pd.DataFrame({"x": np.arange(40.0)}), y=y,
+                        folds=[(np.setdiff1d(np.arange(40), t), t)
+                               for t in [np.arange(i, 40, 4) for i in range(4)]])
+    task = TaskSpec(text="t", task_type="regression", target="y", metric="rmse",
+                    direction="minimize", constraints=constraints or Constraints())
+    trials = [TrialRecord(number=i, model=m, config={}, state=TrialState.COMPLETE, score=s,
+                          seconds=30.0, plan_id="p") for i, (m, s) in
+              enumerate([("linear", 1.0), ("knn", 2.0)])]
+    arrays = {0: y.to_numpy() + 1.0, 1: y.to_numpy() - 2.0}
+    return trials, task, data, lambda plan, number: arrays[number]
+
+
+def test_the_ensemble_is_chosen_when_it_beats_the_best_trial() -> None:
+    trials, task, data, oof = _setting()
+    choice = choose_final(trials, trials[0], task, data, oof, None)
+    assert choice.kind == "ensemble" and [m.weight for m in choice.members] == [2, 1]
+    assert choice.cv_score == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_ensemble_is_dropped_when_its_refit_would_pass_the_deadline() -> None:
+    trials, task, data, oof = _setting()
+    choice = choose_final(trials, trials[0], task, data, oof, time.time() + 5)
+    assert choice.kind == "single" and choice.members[0].trial == 0
+    assert "time limit" in choice.notes[0]
+
+
+def test_no_ensemble_for_an_interpretable_task() -> None:
+    trials, task, data, oof = _setting(Constraints(interpretable=True))
+    choice = choose_final(trials, trials[0], task, data, oof, None)
+    assert choice.kind == "single" and "interpretable" in choice.notes[0]
+
+
+def test_a_run_ends_with_a_verified_ensemble(tmp_path) -> None:
+    out = tmp_path / "run"
+    state = run_task("predict the species of iris flowers, optimise log loss", "sklearn:iris",
+                     out, RunOptions(llm="none", trials=6, seed=0))
+    assert state["status"] == "ok"
+    result = json.loads((out / "result.json").read_text())
+    final = result["final_model"]
+    assert final["kind"] == "ensemble" and len(final["members"]) >= 2
+    assert final["cv_score"] < result["best"]["cv_score"]  # log loss: lower is better
+    model = joblib.load(out / "model.joblib")
+    assert isinstance(model, WeightedEnsemble)
+    assert result["verification"]["implementation"] == "pass"
+    holdout = pd.read_parquet(out / "holdout.parquet")
+    from sklearn.metrics import log_loss
+
+    proba = model.predict_proba(holdout.drop(columns=["species"]))
+    assert log_loss(holdout["species"], proba, labels=model.classes_) == pytest.approx(
+        result["holdout"]["score"], abs=1e-12)
+    assert "greedy ensemble" in (out / "report.md").read_text()
+    assert len(list((out / "oof").glob("*.npy"))) == state_trials_complete(state)
+
+
+def state_trials_complete(state: dict) -> int:
+    return sum(t["state"] == "COMPLETE" for t in state["trials"])
