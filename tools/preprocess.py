@@ -21,6 +21,7 @@ from sklearn.preprocessing import (
 )
 from sklearn.utils.validation import check_is_fitted
 
+from hyperpilot.tools.column_steps import date_steps, text_steps
 from hyperpilot.tools.errors import DataError
 from hyperpilot.tools.types import DataProfile, DataSteps, TaskType
 
@@ -207,7 +208,10 @@ def build_preprocessor(profile: DataProfile, scale: bool = True,
     missing indicator for columns the profile saw missing values in. Categorical features
     are cast to strings, mode-imputed and one-hot encoded (at most 30 categories; unseen
     ones at predict time fall into "infrequent" or all zeros), or ordinal-coded with
-    ``steps.categorical == "ordinal"`` (unseen ones: -1). Every other column (target, ids,
+    ``steps.categorical == "ordinal"`` (unseen ones: -1). Date columns become their year,
+    month, day, day of week and day of year (``column_steps.DateParts``). Each free-text
+    column becomes TF-IDF weights of its words and word pairs (a bounded vocabulary), reduced
+    to SVD components when not ``scale`` (tree families). Every other column (target, ids,
     dropped ones) is ignored, so raw frames can be passed. With ``steps.max_features`` set,
     the column groups are taken at fit time from the columns present, so a feature
     selector may come first.
@@ -226,10 +230,14 @@ def build_preprocessor(profile: DataProfile, scale: bool = True,
         ("num_missing", _numeric_steps(scale, True, steps.numeric),
          [c for c in numeric if c in missing]),
         ("cat", _categorical_steps(steps.categorical), profile.categorical_features),
+        ("date", date_steps(scale), profile.date_features),
     ]
+    # One TF-IDF per text column; tree families (no scaling) get its SVD components.
+    groups += [(f"text_{i}", text_steps(reduce=not scale), [name])
+               for i, name in enumerate(profile.text_features)]
     groups = [group for group in groups if group[2]]
     if not groups:
-        raise DataError("no usable numeric or categorical features to train on")
+        raise DataError("no usable numeric, categorical, date or text features to train on")
     select: Callable[[list[str]], Any] = PresentColumns if steps.max_features else list
     transformers = [(name, pipe, select(columns)) for name, pipe, columns in groups]
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)

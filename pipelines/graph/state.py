@@ -15,6 +15,7 @@ from hyperpilot.agents.tuner.agent import TrainingData
 from hyperpilot.agents.verifier import Measurements, Revision
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.options import RunOptions
+from hyperpilot.tools.evaluate import make_folds
 from hyperpilot.tools.experience import ExperienceStore
 from hyperpilot.tools.knowledge import Card, shipped_cards
 from hyperpilot.tools.space import SearchSpace
@@ -147,7 +148,13 @@ class RunContext:
         """The non-holdout rows and folds, built once from the split in the state."""
         if self._training is None:
             rows = self.frame.iloc[state["split"]["train"]]
-            self._training = TrainingData.of(rows, task_of(state), self.options.seed)
+            task = task_of(state)
+            data = TrainingData.of(rows, task, self.options.seed)
+            if task.time_column is not None:  # the split kept the training rows in time order
+                folds = make_folds(data.y.to_numpy(), task.task_type, len(data.folds),
+                                   self.options.seed, time_ordered=True)
+                data = TrainingData(X=data.X, y=data.y, folds=folds)
+            self._training = data
         return self._training
 
     def holdout_rows(self, state: RunState) -> pd.DataFrame:
