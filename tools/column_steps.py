@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from hyperpilot.tools.time_order import as_dates
 
-DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear")
+DATE_PARTS = ("year", "month", "day", "day_of_week", "day_of_year")
 # A bounded vocabulary keeps the dense matrix small enough for every family at 5,000 rows.
 MAX_TEXT_TERMS = 2000
 TEXT_COMPONENTS = 100
@@ -111,7 +111,9 @@ class AdaptiveSVD(TransformerMixin, BaseEstimator):
     def fit_transform(self, X: Any, y: Any = None, **params: Any) -> np.ndarray:
         n = min(self.n_components, X.shape[1] - 1, X.shape[0] - 1)
         self.svd_ = TruncatedSVD(n, random_state=self.seed) if n >= 1 else None
-        return self.transform(X)
+        if self.svd_ is None:
+            return self.transform(X)
+        return self.svd_.fit_transform(X)
 
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "svd_")

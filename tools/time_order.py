@@ -44,7 +44,7 @@ def time_column(text: str, profile: DataProfile, frame: pd.DataFrame) -> str | N
              if c.kind == "datetime" and c.name != profile.target]
     if not dates:
         return None
-    dates.sort(key=lambda name: (not _DATE_NAME.search(name), dates.index(name)))
+    dates = sorted(dates, key=lambda name: not _DATE_NAME.search(name))  # stable: file order
     if asks_for_forecast(text):
         return dates[0]
     for name in dates:
