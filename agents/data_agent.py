@@ -22,6 +22,7 @@ from hyperpilot.tools.data import (
 )
 from hyperpilot.tools.errors import DataError, TaskSpecError
 from hyperpilot.tools.evaluate import get_metric
+from hyperpilot.tools.time_order import time_column
 from hyperpilot.tools.types import Budget, Constraints, DataProfile, TaskSpec, TaskType
 
 
@@ -149,7 +150,8 @@ class PreparedData:
 def prepare_data(text: str, draft: RequestDraft, frame: pd.DataFrame, source: str,
                  budget: Budget, seed: int, llm: object | None) -> PreparedData:
     """Choose the target, type and metric, profile the table, split off the holdout once and
-    drop the features that alone predict the target on the training rows.
+    drop the features that alone predict the target on the training rows. A time-ordered
+    task (``time_order.time_column``) holds out its latest rows.
 
     Raises ``HyperpilotError`` (a ``TaskSpecError`` or ``DataError``) for a request the data
     cannot serve.
@@ -161,7 +163,8 @@ def prepare_data(text: str, draft: RequestDraft, frame: pd.DataFrame, source: st
     task_type = resolve_task_type(draft.task_type, frame[target])
     profile = profile_table(frame, target, task_type)
     metric = choose_metric(draft.metric, profile)
-    train, holdout = split_holdout(frame, target, task_type, seed=seed)
+    ordered_by = time_column(text, profile, frame)
+    train, holdout = split_holdout(frame, target, task_type, seed=seed, time_column=ordered_by)
     leakage = single_feature_leakage(frame.iloc[train], target, profile.features, task_type,
                                      seed=seed)
     profile = profile.model_copy(update={
@@ -173,7 +176,8 @@ def prepare_data(text: str, draft: RequestDraft, frame: pd.DataFrame, source: st
         budget=budget,
         constraints=Constraints(max_latency_ms=draft.max_latency_ms,
                                 max_features=draft.max_features, max_model_mb=draft.max_model_mb,
-                                interpretable=draft.interpretable))
+                                interpretable=draft.interpretable),
+        time_column=ordered_by)
     return PreparedData(task=task, profile=profile, train=train, holdout=holdout, target=choice)
 
 

@@ -246,3 +246,69 @@ def test_every_trial_is_checkpointed(iris_run: Path) -> None:
         latest = saver.get_tuple({"configurable": {"thread_id": "run"}})
     assert len(checkpoints) >= 8 + 8  # one per trial plus one per other node
     assert len(latest.checkpoint["channel_values"]["trials"]) == 8
+
+
+def _awkward_file(kind: str, folder: Path) -> Path:
+    """A small file of the given kind whose label follows x and the colour."""
+    import gzip
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 120
+    x, colour = rng.normal(size=n), rng.choice(["rouge", "vèrt", "bléu"], n)
+    label = np.where(x + (colour == "vèrt") > 0.3, "oui", "non")
+    frame = pd.DataFrame({"x": x.round(3), "poids": (x * 900 + 5000).round(1),
+                          "couleur": colour, "réponse": label})
+    if kind == "semicolon":
+        frame["x"] = frame["x"].map(lambda v: f"{v:.3f}".replace(".", ","))
+        frame["poids"] = frame["poids"].map(lambda v: f"{v:,.1f}".replace(",", " ")
+                                            .replace(".", ","))
+        path = folder / "semi.csv"
+        frame.to_csv(path, sep=";", index=False)
+    elif kind == "latin1":
+        path = folder / "latin1.csv"
+        frame.to_csv(path, index=False, encoding="latin-1")
+    elif kind == "inf":
+        frame.loc[::9, "x"] = np.inf
+        frame.loc[::13, "poids"] = -np.inf
+        path = folder / "inf.csv"
+        frame.to_csv(path, index=False)
+    elif kind == "gzip-tab":
+        path = folder / "tab.tsv.gz"
+        path.write_bytes(gzip.compress(frame.to_csv(sep="\t", index=False).encode()))
+    else:
+        wide = pd.DataFrame(rng.normal(size=(60, 3000)), columns=[f"g{i}" for i in range(3000)])
+        noise = rng.normal(scale=0.4, size=60)  # without it g0 alone is a perfect leak
+        wide["réponse"] = np.where(wide["g0"] + noise > 0, "oui", "non")
+        path = folder / "wide.csv"
+        wide.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["semicolon", "latin1", "inf", "gzip-tab", "wide"])
+def test_awkward_files_give_verified_models(kind: str, tmp_path: Path) -> None:
+    source = _awkward_file(kind, tmp_path)
+    state = run_task("predict réponse", str(source), tmp_path / "run",
+                     RunOptions(llm="none", trials=4, seed=0))
+    assert state["status"] == "ok"
+    assert {state["verification"][k]["status"] for k in ("execution", "implementation")} \
+        == {"pass"}
+    assert state["holdout"]["score"] > state["holdout"]["baseline"]
+
+
+def test_a_forecast_is_split_in_time_and_the_report_says_so(tmp_path: Path) -> None:
+    import numpy as np
+
+    days = pd.date_range("2021-01-01", periods=160, freq="D")
+    rides = 10 + 5 * (days.day_of_week < 5) + 0.02 * np.arange(160)
+    frame = pd.DataFrame({"date": days.strftime("%Y/%m/%d"), "rides": rides,
+                          "temp": np.sin(np.arange(160) / 5)})
+    frame.sample(frac=1.0, random_state=0).to_csv(tmp_path / "d.csv", index=False)
+    state = run_task("forecast rides for later dates, MAE", str(tmp_path / "d.csv"),
+                     tmp_path / "run", RunOptions(llm="none", trials=4, seed=0))
+    assert state["status"] == "ok" and state["task"]["time_column"] == "date"
+    table = load_table(str(tmp_path / "d.csv"))
+    dates = pd.to_datetime(table["date"])
+    assert dates[state["split"]["train"]].max() < dates[state["split"]["holdout"]].min()
+    assert "split in time order by `date`" in (tmp_path / "run" / "report.md").read_text()

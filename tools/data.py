@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import cross_val_score, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from hyperpilot.tools.errors import DataError
+from hyperpilot.tools.read_file import DELIMITED, inner_suffix, read_delimited
+from hyperpilot.tools.time_order import as_dates
 from hyperpilot.tools.types import ColumnProfile, DataProfile, TaskType
 
 # name -> (target column, loader name, whether class codes map to target_names)
@@ -25,13 +27,15 @@ BUNDLED: dict[str, tuple[str, str, bool]] = {
 }
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key|index)$|^(id|uuid|guid)", re.IGNORECASE)
 LEAKAGE_THRESHOLD = 0.99
+MAX_SCREENED = 100
 
 
 def load_table(source: str) -> pd.DataFrame:
     """Load a table from a CSV/Parquet path or ``sklearn:NAME`` (a bundled scikit-learn set).
 
     Args:
-        source: a file path ending in .csv, .tsv, .txt, .parquet or .pq, or ``sklearn:NAME``.
+        source: a file path ending in .csv, .tsv, .txt, .parquet or .pq (delimited text
+            may be compressed: .gz, .bz2, .xz, .zip), or ``sklearn:NAME``.
     """
     if source.startswith("sklearn:"):
         frame = _load_bundled(source.split(":", 1)[1])
@@ -56,6 +60,22 @@ def checked_table(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         raise DataError(f"{name} has duplicate column names: {duplicated}")
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
+    return without_infinities(frame)
+
+
+def without_infinities(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every infinite number in a float column made missing (a copy if any).
+
+    Args:
+        frame: the table.
+    """
+    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    infinite = [c for c in floats if np.isinf(frame[c].to_numpy(dtype=float)).any()]
+    if not infinite:
+        return frame
+    frame = frame.copy()
+    for name in infinite:
+        frame[name] = frame[name].replace([np.inf, -np.inf], np.nan)
     return frame
 
 
@@ -86,17 +106,18 @@ def _load_file(path: Path) -> pd.DataFrame:
         raise DataError(f"data file not found: {path}")
     if path.is_dir():
         raise DataError(f"{path} is a folder; give a CSV or Parquet file")
-    suffix = path.suffix.lower()
+    suffix = inner_suffix(path)
     try:
-        if suffix in (".parquet", ".pq"):
+        if suffix in (".parquet", ".pq") and path.suffix.lower() == suffix:
             return pd.read_parquet(path)
-        if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(path, sep=None if suffix != ".csv" else ",", engine="python")
+        if suffix in DELIMITED:
+            return read_delimited(path)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty") from None
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"cannot read {path}: {_one_line(err)}") from None
-    raise DataError(f"unsupported data format '{suffix or path.name}'; use .csv or .parquet")
+    raise DataError(f"unsupported data format '{suffix or path.name}'; use .csv (optionally "
+                    ".gz, .bz2, .xz or .zip), .tsv, .txt or .parquet")
 
 
 def _one_line(err: BaseException) -> str:
@@ -197,8 +218,7 @@ def _column_profile(series: pd.Series) -> ColumnProfile:
 
 
 def _usable_features(columns: list[ColumnProfile], target: str) -> tuple[list[str], dict[str, str]]:
-    reasons = {"id": "identifier: unique per row", "constant": "constant: a single value",
-               "text": "free text (not used yet)", "datetime": "date/time (not used yet)"}
+    reasons = {"id": "identifier: unique per row", "constant": "constant: a single value"}
     features, dropped = [], {}
     for col in columns:
         if col.name == target:
@@ -222,10 +242,12 @@ def _with_target_stats(profile: DataProfile, y: pd.Series, task: TaskType) -> Da
 
 
 def split_holdout(frame: pd.DataFrame, target: str, task_type: TaskType, fraction: float = 0.2,
-                  seed: int = 0) -> tuple[list[int], list[int]]:
+                  seed: int = 0, time_column: str | None = None) -> tuple[list[int], list[int]]:
     """Split row positions once into (train, holdout), stratified for classification.
 
-    Rows with a missing target are left out of both.
+    Rows with a missing target are left out of both. With ``time_column`` the holdout is
+    the latest ``fraction`` of the rows in time and both lists are in time order (ties
+    and undated rows keep their file order; undated rows count as earliest).
 
     Args:
         frame: the whole table.
@@ -233,10 +255,13 @@ def split_holdout(frame: pd.DataFrame, target: str, task_type: TaskType, fractio
         task_type: stratify unless ``regression``.
         fraction: share of labelled rows held out.
         seed: random seed of the split.
+        time_column: the date column of a time-ordered task, or ``None``.
     """
     labelled = np.flatnonzero(frame[target].notna().to_numpy())
     if len(labelled) < 10:
         raise DataError(f"only {len(labelled)} labelled rows; need at least 10")
+    if time_column is not None:
+        return _split_in_time(frame, labelled, time_column, fraction)
     y = frame[target].to_numpy()[labelled]
     stratify = None
     if task_type != "regression":
@@ -247,6 +272,17 @@ def split_holdout(frame: pd.DataFrame, target: str, task_type: TaskType, fractio
     train, holdout = train_test_split(labelled, test_size=fraction, random_state=seed,
                                       stratify=stratify)
     return sorted(int(i) for i in train), sorted(int(i) for i in holdout)
+
+
+def _split_in_time(frame: pd.DataFrame, labelled: np.ndarray, time_column: str,
+                   fraction: float) -> tuple[list[int], list[int]]:
+    if time_column not in frame.columns:
+        raise DataError(f"time column '{time_column}' not found")
+    stamps = as_dates(frame[time_column].iloc[labelled]).to_numpy(dtype="datetime64[ns]")
+    keys = stamps.astype("int64")  # NaT is the smallest int64: undated rows come first
+    ordered = labelled[np.argsort(keys, kind="stable")]
+    n_holdout = int(np.ceil(fraction * len(ordered)))
+    return [int(i) for i in ordered[:-n_holdout]], [int(i) for i in ordered[-n_holdout:]]
 
 
 def single_feature_leakage(frame: pd.DataFrame, target: str, features: list[str], task_type: TaskType,
@@ -272,17 +308,59 @@ def single_feature_leakage(frame: pd.DataFrame, target: str, features: list[str]
 
 
 def single_feature_scores(frame: pd.DataFrame, target: str, features: list[str],
-                          task_type: TaskType, seed: int = 0,
-                          max_rows: int = 5000) -> dict[str, float]:
+                          task_type: TaskType, seed: int = 0, max_rows: int = 5000,
+                          max_screened: int = MAX_SCREENED) -> dict[str, float]:
     """Each feature's score alone (as in ``single_feature_leakage``), for callers that
-    apply more than one threshold; empty when a class has fewer than 3 rows."""
+    apply more than one threshold; empty when a class has fewer than 3 rows.
+
+    With more than ``max_screened`` features only the ``max_screened`` that best predict
+    the target through their own quantile bins (in-sample, a cheap upper bound on what a
+    tree finds) are scored, so very wide tables are screened in seconds."""
     data = frame.dropna(subset=[target])
     if len(data) > max_rows:
         data = data.sample(max_rows, random_state=seed)
     y = data[target]
     if task_type != "regression" and y.value_counts().min() < 3:
         return {}
-    return {name: _single_feature_score(data[name], y, task_type, seed) for name in features}
+    codes = {name: _feature_codes(data[name]) for name in features}
+    target_values = (y.astype(float).to_numpy() if task_type == "regression"
+                     else pd.factorize(y.astype(str))[0])
+    if len(features) > max_screened:
+        bound = {name: _binned_fit(x, target_values, task_type) for name, x in codes.items()}
+        features = sorted(features, key=lambda name: -bound[name])[:max_screened]
+    splitter = KFold(3) if task_type == "regression" else StratifiedKFold(3)
+    folds = list(splitter.split(np.zeros(len(y)), target_values))
+    return {name: _single_feature_score(codes[name], target_values, folds, task_type, seed)
+            for name in features}
+
+
+def _feature_codes(column: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.astype(float).fillna(-1e12).to_numpy().reshape(-1, 1)
+    return column.astype(str).astype("category").cat.codes.to_numpy().reshape(-1, 1)
+
+
+def _binned_fit(x: np.ndarray, y: np.ndarray, task_type: TaskType, n_bins: int = 16) -> float:
+    """Balanced accuracy or R^2 of predicting ``y`` by its mean/mode within quantile bins."""
+    values = x[:, 0]
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    bins = np.searchsorted(edges, values, side="right")
+    if task_type == "regression":
+        means = np.bincount(bins, weights=y) / np.maximum(np.bincount(bins), 1)
+        return _r2(y, means[bins])
+    table = np.zeros((bins.max() + 1, y.max() + 1))
+    np.add.at(table, (bins, y), 1)
+    return _balanced_accuracy(y, table.argmax(axis=1)[bins])
+
+
+def _r2(y: np.ndarray, predicted: np.ndarray) -> float:
+    total = float(np.sum((y - y.mean()) ** 2))
+    return 0.0 if total == 0 else 1.0 - float(np.sum((y - predicted) ** 2)) / total
+
+
+def _balanced_accuracy(y: np.ndarray, predicted: np.ndarray) -> float:
+    classes = np.unique(y)
+    return float(np.mean([np.mean(predicted[y == c] == c) for c in classes]))
 
 
 def leakage_flags(scores: dict[str, float], task_type: TaskType,
@@ -293,16 +371,14 @@ def leakage_flags(scores: dict[str, float], task_type: TaskType,
             for name, score in scores.items() if score >= threshold}
 
 
-def _single_feature_score(column: pd.Series, y: pd.Series, task_type: TaskType, seed: int) -> float:
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        x = column.astype(float).fillna(-1e12).to_numpy().reshape(-1, 1)
-    else:
-        x = column.astype(str).astype("category").cat.codes.to_numpy().reshape(-1, 1)
-    if task_type == "regression":
-        model, scoring = DecisionTreeRegressor(max_depth=8, random_state=seed), "r2"
-    else:
-        model, scoring = DecisionTreeClassifier(max_depth=8, random_state=seed), "balanced_accuracy"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scores = cross_val_score(model, x, y.to_numpy(), cv=3, scoring=scoring)
+def _single_feature_score(x: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
+                          task_type: TaskType, seed: int) -> float:
+    regression = task_type == "regression"
+    scores = []
+    for train, test in folds:
+        model = (DecisionTreeRegressor(max_depth=8, random_state=seed) if regression
+                 else DecisionTreeClassifier(max_depth=8, random_state=seed))
+        predicted = model.fit(x[train], y[train]).predict(x[test])
+        scores.append(_r2(y[test], predicted) if regression
+                      else _balanced_accuracy(y[test], predicted))
     return float(np.nanmean(scores))

@@ -15,7 +15,7 @@ from sklearn import metrics as skm
 from sklearn.base import BaseEstimator, clone
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 
 from hyperpilot.tools.errors import HyperpilotError, TaskSpecError, TrialFailed
 from hyperpilot.tools.types import Direction, TaskType
@@ -221,20 +221,29 @@ def _classes(pipeline: BaseEstimator) -> np.ndarray | None:
     return getattr(pipeline, "classes_", None)
 
 
-def make_folds(y: Any, task_type: TaskType, n_splits: int, seed: int) -> Folds:
+def make_folds(y: Any, task_type: TaskType, n_splits: int, seed: int,
+               time_ordered: bool = False) -> Folds:
     """Shuffled cross-validation folds: stratified for classification, plain for regression.
 
-    For classification ``n_splits`` shrinks to the smallest class count (at least 2).
+    For classification ``n_splits`` shrinks to the smallest class count (at least 2). With
+    ``time_ordered`` the rows are taken to be in time order and each fold tests on a later
+    stretch than all of its training rows (an expanding window, ``TimeSeriesSplit``).
 
     Args:
         y: the target of the rows to split.
         task_type: "binary", "multiclass" or "regression".
         n_splits: the wanted number of folds (2 or more).
         seed: the shuffling seed.
+        time_ordered: split in row order, training on the past only.
     """
     if n_splits < 2:
         raise TaskSpecError(f"cross-validation needs at least 2 folds, got {n_splits}")
     y = np.asarray(y)
+    if time_ordered:
+        n = min(n_splits, len(y) - 1)
+        if n < 2:
+            raise TaskSpecError(f"{len(y)} rows are too few for time-ordered folds")
+        return list(TimeSeriesSplit(n).split(np.zeros(len(y))))
     if task_type == "regression":
         splitter: KFold | StratifiedKFold = KFold(min(n_splits, len(y)), shuffle=True,
                                                   random_state=seed)

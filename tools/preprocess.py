@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
+from sklearn.feature_selection import (
+    f_classif,
+    f_regression,
+    mutual_info_classif,
+    mutual_info_regression,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
@@ -21,6 +27,7 @@ from sklearn.preprocessing import (
 )
 from sklearn.utils.validation import check_is_fitted
 
+from hyperpilot.tools.column_steps import date_steps, text_steps
 from hyperpilot.tools.errors import DataError
 from hyperpilot.tools.types import DataProfile, DataSteps, TaskType
 
@@ -33,7 +40,12 @@ def as_numbers(X: Any) -> pd.DataFrame:
     Args:
         X: a data frame or 2-D array of the numeric and boolean feature columns.
     """
-    return pd.DataFrame(X).apply(pd.to_numeric, errors="coerce").astype(float)
+    frame = pd.DataFrame(X)
+    numeric = [pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
+               for t in frame.dtypes]
+    if all(numeric):  # column by column coercion costs seconds on thousands of columns
+        return frame.astype(float)
+    return frame.apply(pd.to_numeric, errors="coerce").astype(float)
 
 
 def as_category_strings(X: Any) -> pd.DataFrame:
@@ -157,6 +169,46 @@ def _ranking_codes(column: pd.Series, categorical: bool) -> np.ndarray:
     return values.fillna(0.0 if np.isnan(fill) else fill).to_numpy()
 
 
+class ScreenWide(TransformerMixin, BaseEstimator):
+    """Keep the columns with the highest univariate F score when there are more columns than
+    rows; pass everything through otherwise.
+
+    On a table with far more features than rows (p >> n) most models overfit noise; fitted
+    inside the pipeline, the screen is redone on every training fold, so cross-validation
+    stays honest. ``fit`` keeps ``max(min_keep, share * rows)`` columns (ANOVA F against the
+    classes, or the F of the correlation with a numeric target).
+
+    Args:
+        task_type: "binary", "multiclass" or "regression".
+        share: the kept columns as a share of the training rows.
+        min_keep: keep at least this many columns.
+    """
+
+    def __init__(self, task_type: TaskType, share: float = 0.25, min_keep: int = 10) -> None:
+        self.task_type = task_type
+        self.share = share
+        self.min_keep = min_keep
+
+    def fit(self, X: Any, y: Any) -> ScreenWide:
+        matrix = np.asarray(X, dtype=float)
+        n_rows, width = matrix.shape
+        self.n_features_in_ = width
+        keep = max(self.min_keep, int(self.share * n_rows))
+        if width <= max(n_rows, keep):
+            self.kept_ = np.arange(width)
+            return self
+        score = f_regression if self.task_type == "regression" else f_classif
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant columns score NaN: they go last
+            scores = np.nan_to_num(score(matrix, np.asarray(y))[0], nan=-1.0)
+        self.kept_ = np.sort(np.argsort(-scores, kind="stable")[:keep])
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "kept_")
+        return np.asarray(X, dtype=float)[:, self.kept_]
+
+
 class PresentColumns:
     """A column selector for ``ColumnTransformer``: the named columns the frame still has.
 
@@ -207,7 +259,10 @@ def build_preprocessor(profile: DataProfile, scale: bool = True,
     missing indicator for columns the profile saw missing values in. Categorical features
     are cast to strings, mode-imputed and one-hot encoded (at most 30 categories; unseen
     ones at predict time fall into "infrequent" or all zeros), or ordinal-coded with
-    ``steps.categorical == "ordinal"`` (unseen ones: -1). Every other column (target, ids,
+    ``steps.categorical == "ordinal"`` (unseen ones: -1). Date columns become their year,
+    month, day, day of week and day of year (``column_steps.DateParts``). Each free-text
+    column becomes TF-IDF weights of its words and word pairs (a bounded vocabulary), reduced
+    to SVD components when not ``scale`` (tree families). Every other column (target, ids,
     dropped ones) is ignored, so raw frames can be passed. With ``steps.max_features`` set,
     the column groups are taken at fit time from the columns present, so a feature
     selector may come first.
@@ -226,10 +281,14 @@ def build_preprocessor(profile: DataProfile, scale: bool = True,
         ("num_missing", _numeric_steps(scale, True, steps.numeric),
          [c for c in numeric if c in missing]),
         ("cat", _categorical_steps(steps.categorical), profile.categorical_features),
+        ("date", date_steps(scale), profile.date_features),
     ]
+    # One TF-IDF per text column; tree families (no scaling) get its SVD components.
+    groups += [(f"text_{i}", text_steps(reduce=not scale), [name])
+               for i, name in enumerate(profile.text_features)]
     groups = [group for group in groups if group[2]]
     if not groups:
-        raise DataError("no usable numeric or categorical features to train on")
+        raise DataError("no usable numeric, categorical, date or text features to train on")
     select: Callable[[list[str]], Any] = PresentColumns if steps.max_features else list
     transformers = [(name, pipe, select(columns)) for name, pipe, columns in groups]
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
@@ -241,7 +300,8 @@ def build_pipeline(profile: DataProfile, estimator: BaseEstimator, scale: bool =
 
     The steps are "prep", "model"; with ``steps.max_features`` a ``SelectRawFeatures``
     step "select" comes first, so the selection is refit on every training fold and the
-    fitted pipeline still predicts on raw rows with all the original columns.
+    fitted pipeline still predicts on raw rows with all the original columns. A table with
+    at least as many features as rows gets a ``ScreenWide`` step "screen" after "prep".
 
     Args:
         profile: the data profile that decides the preprocessing.
@@ -253,6 +313,8 @@ def build_pipeline(profile: DataProfile, estimator: BaseEstimator, scale: bool =
     steps = steps or DataSteps()
     prep = build_preprocessor(profile, scale, steps)
     chain: list[tuple[str, Any]] = [("prep", prep), ("model", estimator)]
+    if len(profile.features) >= profile.n_rows:
+        chain.insert(1, ("screen", ScreenWide(profile.task_type)))
     if steps.max_features is not None:
         selector = SelectRawFeatures(steps.max_features, list(profile.features),
                                      profile.categorical_features, profile.task_type, seed)

@@ -43,6 +43,9 @@ class TaskSpec(BaseModel):
     data_source: str = ""
     budget: Budget = Field(default_factory=Budget)
     constraints: Constraints = Field(default_factory=Constraints)
+    # The date column the rows are ordered by when the task is a forecast: the holdout is
+    # then the latest rows and cross-validation folds train on the past only.
+    time_column: str | None = None
 
 
 class ColumnProfile(BaseModel):
@@ -79,6 +82,16 @@ class DataProfile(BaseModel):
     def categorical_features(self) -> list[str]:
         kinds = {c.name: c.kind for c in self.columns}
         return [f for f in self.features if kinds.get(f) == "categorical"]
+
+    @property
+    def date_features(self) -> list[str]:
+        kinds = {c.name: c.kind for c in self.columns}
+        return [f for f in self.features if kinds.get(f) == "datetime"]
+
+    @property
+    def text_features(self) -> list[str]:
+        kinds = {c.name: c.kind for c in self.columns}
+        return [f for f in self.features if kinds.get(f) == "text"]
 
     @property
     def imbalance_ratio(self) -> float:

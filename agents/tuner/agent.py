@@ -69,7 +69,10 @@ class TrainingData:
         """The training rows split into features and target, with 5 folds (3 from 20,000 rows)."""
         X, y = rows.drop(columns=[task.target]), rows[task.target]
         n_splits = 5 if len(rows) < 20_000 else 3
-        return cls(X=X, y=y, folds=make_folds(y.to_numpy(), task.task_type, n_splits, seed))
+        # A task in time order trains every fold on its past only.
+        folds = make_folds(y.to_numpy(), task.task_type, n_splits, seed,
+                           time_ordered=task.time_column is not None)
+        return cls(X=X, y=y, folds=folds)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ def data_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     ctx.progress(f"[data] target '{task.target}' ({data.target.note or data.target.source}); "
                  f"{task.task_type}, {profile.n_rows} rows, {len(profile.features)} features; "
                  f"metric {task.metric}; holdout {len(data.holdout)} rows")
+    if task.time_column is not None:
+        ctx.progress(f"[data] rows ordered in time by '{task.time_column}': the holdout is the "
+                     "latest rows, cross-validation trains on the past only")
     for name, why in {**profile.dropped, **profile.leakage}.items():
         ctx.progress(f"[data] dropped column '{name}': {why}")
     events = [event("data", data.target, f"target '{task.target}'"),

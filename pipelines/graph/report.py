@@ -215,6 +215,10 @@ def _data(state: RunState) -> str:
              f"{len(profile['features'])} features used",
              f"training rows: {len(state['split']['train'])}; holdout rows: "
              f"{len(state['split']['holdout'])} (split once, before tuning, never seen by it)"]
+    time_column = state.get("task", {}).get("time_column")
+    if time_column:
+        lines.append(f"split in time order by `{time_column}`: the holdout is the latest rows, "
+                     "and each cross-validation fold trains on earlier rows only")
     if profile.get("class_counts"):
         lines.append(f"classes: {profile['class_counts']}")
     lines += [f"dropped `{c}`: {why}" for c, why in profile.get("dropped", {}).items()]
