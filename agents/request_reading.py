@@ -78,30 +78,49 @@ def _looks_datetime(series: pd.Series) -> bool:
 
 _SUFFIXES = ("ations", "ation", "ials", "ers", "ial", "ied", "ies", "ing", "als", "ed", "es",
              "er", "al", "s", "e", "y")
-_SYNONYMS = {
-    "buy": "purchase", "bought": "purchase", "buying": "purchase", "buys": "purchase",
-    "die": "dead", "dies": "dead", "died": "dead", "death": "dead", "deaths": "dead",
-    "killed": "dead", "survive": "survived", "survival": "survived", "worth": "price",
-    "cost": "price", "costs": "price", "value": "price", "pay": "wage", "paid": "wage",
-    "earn": "wage", "earnings": "wage", "salary": "wage", "applications": "apps",
-    "default": "default", "defaults": "default", "defaulted": "default", "leave": "churn",
-    "churned": "churn", "cancel": "churn", "sold": "price", "riders": "ridership",
-    "rating": "score", "stars": "score", "approved": "approve", "denied": "deny",
-    "fraudulent": "fraud", "spam": "spam", "sick": "disease",
+# A word people use for what a column holds: each maps to words of likely column names.
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "buy": ("purchase",), "bought": ("purchase",), "buyer": ("purchase",),
+    "die": ("dead",), "died": ("dead",), "death": ("dead",), "fatality": ("dead",),
+    "killed": ("dead",), "survive": ("survived", "dead"), "survival": ("survived", "dead"),
+    "worth": ("price", "value"), "cost": ("price",), "pricing": ("price",),
+    "pay": ("wage", "salary"), "paid": ("wage", "salary"), "earn": ("wage", "salary", "income"),
+    "earning": ("wage", "salary", "income"), "salary": ("wage", "salary"),
+    "application": ("apps",), "riders": ("ridership",), "rider": ("ridership",),
+    "star": ("score", "rating"), "stars": ("score", "rating"), "rating": ("score", "rating"),
+    "denied": ("deny",), "denial": ("deny",), "fraudulent": ("fraud", "class"),
+    "leave": ("left", "churn", "churned"), "leaver": ("left",), "quit": ("left", "churn"),
+    "attrition": ("left", "churn"), "cancel": ("churn", "churned"), "churner": ("churn",),
+    "diabetic": ("diabetes", "outcome"), "pass": ("passed",), "fail": ("passed",),
+    "failure": ("passed",), "rain": ("rain",), "rainy": ("rain",), "rainfall": ("rain",),
 }
+_PHRASES = [(re.compile(r"\b(?:sells?|sold|go(?:es)?) for\b", re.I), ("price",))]
+_SUFFIXES = ("ations", "ation", "ials", "ers", "ial", "ied", "ies", "ing", "als", "ed", "es",
+             "er", "al", "s", "e", "y")
 _STOP = {"the", "a", "an", "of", "and", "or", "to", "in", "on", "for", "is", "are", "it", "its",
          "be", "will", "from", "by", "with", "each", "per", "this", "that", "data", "table",
          "column", "col", "model", "predict", "what", "which", "how", "who", "we", "i", "my",
          "our", "you", "u", "can", "do", "does", "not", "no", "yes", "number", "count", "rate",
-         "total", "type", "id", "at", "as", "all", "one"}
+         "total", "type", "id", "at", "as", "all", "one", "use", "using", "other", "others",
+         "row", "rows", "record", "records", "feature", "features", "line", "item", "items"}
 
 
 def stem(word: str) -> str:
-    word = _SYNONYMS.get(word.lower(), word.lower())
+    """A crude stem: ``denials``, ``denied`` and ``deny`` all give ``den``."""
+    word = word.lower()
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
     return word
+
+
+def stems(word: str) -> set[str]:
+    """The stems a text word may stand for: its own and its synonyms'."""
+    word = word.lower()
+    out = {stem(word)}
+    for key in (word, stem(word), word.rstrip("s")):
+        out |= {stem(s) for s in _SYNONYMS.get(key, ())}
+    return out
 
 
 def name_tokens(name: str) -> list[str]:
@@ -117,9 +136,17 @@ def _text_words(text: str) -> list[tuple[str, int]]:
 # ---------------------------------------------------------------- target
 
 _CUE = re.compile(r"\b(predict\w*|forecast\w*|estimat\w*|classify|classif\w+|model(?:l?ing)?|"
-                  r"tell (?:if|whether|apart)|guess|detect|flag|identify|separate\w*|"
-                  r"distinguish|whether|which|into|who|how (?:many|much)|what is|what's|target|label|"
+                  r"tell (?:if|whether|apart|us|me)|guess|detect|flag|identify|separate\w*|"
+                  r"distinguish|whether|which(?=\s+\w+(?:\s+\w+)?\s+(?:do|does|did)\b)|into|who|"
+                  r"how (?:many|much)|what is|what's|target|label|likely to|"
                   r"outcome|y\s*=|explain|score)\b", re.IGNORECASE)
+_AFTER_CUE = re.compile(r"^[\w-]{0,3}\s*(?:\w+\s+)?(predict\w*|prediction|model(?:l?ing)?|forecast\w*|"
+                        r"classifier|regression|is predictable|is the target)\b", re.IGNORECASE)
+_GROUP_BEFORE = re.compile(r"\b(each|per|every|by|which|across|among|at|in)\s+(?:the\s+)?$", re.I)
+_NOT_BEFORE = re.compile(r"\b(not|rather than|instead of|other than|except|besides)\s+(?:the\s+)?$",
+                         re.I)
+_SHORT_WORDS = {"a", "i", "an", "or", "to", "in", "on", "of", "is", "it", "at", "as", "be", "by",
+                "do", "if", "me", "my", "no", "so", "up", "us", "we"}
 _INPUT_CUE = re.compile(r"\b(from|using|based on|given|with|features?|predictors?|inputs?|"
                         r"other than|except|lagged|besides)\b", re.IGNORECASE)
 _TARGET_DECLARED = re.compile(
@@ -143,15 +170,19 @@ def score_targets(text: str, columns: list[ColumnSummary]) -> list[Candidate]:
 
 def _name_positions(text: str, name: str) -> list[tuple[int, bool]]:
     """Where the text names ``name`` (any case, spacing or quote); with whether it is quoted."""
-    if re.fullmatch(r"\d+", name):  # a number in the text is not a numbered column
-        pattern = rf"(?:column|col|['\"`])\s*{name}\b"
+    flags = re.IGNORECASE
+    if re.fullmatch(r"\d+", name) or name.lower() in _SHORT_WORDS:
+        # a number in the text is not a numbered column, nor the word "a" a column named a
+        pattern = rf"(?:\bcolumn\s+|\bcol\s+|['\"`]){re.escape(name)}(?![\w])"
+    elif len(name) <= 2:
+        pattern, flags = rf"(?<![\w/-]){re.escape(name)}(?![\w/])", 0
     else:
         variants = {name, name.replace("_", " "), name.replace(".", " "), name.replace("_", ""),
                     " ".join(name_tokens(name))}
         alts = "|".join(re.escape(v) + r"(?:e?s)?" for v in sorted(variants, key=len, reverse=True) if v)
         pattern = rf"(?<![\w/-])(?:{alts})(?![\w/])"
     hits = []
-    for m in re.finditer(pattern, text, re.IGNORECASE):
+    for m in re.finditer(pattern, text, flags):
         before, after = text[max(0, m.start() - 1): m.start()], text[m.end(): m.end() + 1]
         hits.append((m.start(), before in "'\"`" and before != "" and after in "'\"`" and after != ""))
     return hits
@@ -173,23 +204,36 @@ def _score_column(text: str, words: list[tuple[str, int]], cues: list[int], inpu
         score += 6.0
         why.append("declared the target")
     if re.search(rf"(?<![\w]){re.escape(col.name)}\s+(?:is|=)\s+(?:the|our|my)\s+"
-                 r"(?:target|label|outcome|0/1 column|yes/no column|column to predict)|\(\s*"
+                 r"(?:target|label|outcome|0/1 column|yes/no column|column to predict)|"
+                 rf"(?<![\w]){re.escape(col.name)}\s+is\s+(?:0/1|yes/no|binary|the label)|\(\s*"
                  rf"{re.escape(col.name)}\s+col", text, re.IGNORECASE):
         score += 4.0
         why.append("called the target")
     if not named:
         tokens = {stem(t) for t in name_tokens(col.name) if t not in _STOP and len(t) >= 3}
         described = [pos for word, pos in words if word not in _STOP and len(word) >= 3
-                     and stem(word) in tokens]
+                     and stems(word) & tokens]
+        described += [m.start() for rx, names in _PHRASES for m in rx.finditer(text)
+                      if {stem(n) for n in names} & tokens]
+        described += _compound_positions(text, col.name)
+        described = sorted(set(described))
         if described:
             score += 1.5 if _unique_description(described, words, tokens, columns) else 0.5
             why.append("described by a word of its name")
             positions = described
     values = _mentioned_values(text, col)
     if len(values) >= 2:
-        score += 2.0
+        score += 3.0
         why.append(f"its values named: {', '.join(values[:3])}")
         positions = positions or [text.lower().find(values[0].lower())]
+    about = [m.start(1) for m in _POSITIVE.finditer(text) if _class_for_phrase(m.group(1), col)]
+    if about:
+        score += 2.5
+        why.append("the class the metric is about")
+        positions = positions or about
+    generic = re.search(r"\b(label|class|target|outcome|response)\b", text, re.I)
+    if not positions and generic and _CONVENTIONAL.match(col.name):
+        positions = [generic.start()]
     if not positions:
         return 0.0, why
     if len(positions) > 1:
@@ -197,32 +241,75 @@ def _score_column(text: str, words: list[tuple[str, int]], cues: list[int], inpu
     if _CONVENTIONAL.match(col.name):
         score += 1.0
         why.append("named like a target")
-    score += max(_place_bonus(text, p, cues, inputs) for p in positions)
+        if re.search(r"\b(label|class|target|outcome|response)\b", text, re.I):
+            score += 1.0
+    if named and re.search(rf"\(\s*(?:the\s+)?{re.escape(col.name)}(?:\s+col(?:umn)?)?\s*\)",
+                           text, re.I):
+        score += 1.5
+        why.append("named in brackets")
+    score += max(_place_bonus(text, p, cues, inputs, col) for p in positions)
     if re.search(rf"(?<![\w]){re.escape(col.name)}\s*(?:=|==)\s*['\"`]?(\w+)", text, re.I) and any(
             re.search(rf"{re.escape(col.name)}\s*==?\s*['\"`]?{re.escape(v)}\b", text, re.I)
             for v in col.values):
         score += 2.0
         why.append("one of its values named with it")
-    if any(_class_for_phrase(m.group(1), col) for m in _POSITIVE.finditer(text)):
-        score += 1.5
-        why.append("the class the metric is about")
     if col.datetime or re.fullmatch(r"(date|time|timestamp|day|datetime)", col.name, re.I):
         score -= 3.0
         why.append("a date: the order of the rows, not a target")
     return score, why
 
 
+def _compound_positions(text: str, name: str) -> list[int]:
+    """Where a hyphenated phrase or an acronym spells the name: out-of-state, higher heating value."""
+    joined = "".join(name_tokens(name))
+    out = [m.start() for m in re.finditer(r"\w+(?:-\w+)+", text)
+           if "".join(p for p in m.group(0).lower().split("-") if p not in ("of", "the", "and"))
+           == joined]
+    if re.fullmatch(r"[A-Z]{2,5}", name):
+        words = [(m.group(0).lower(), m.start()) for m in re.finditer(r"[A-Za-z]+", text)]
+        acronym = name.lower()
+        for i in range(len(words)):
+            for size in range(max(2, len(acronym) - 1), len(acronym) + 1):
+                window = words[i:i + size]
+                if len(window) < size or any(w in _STOP or len(w) < 3 for w, _ in window):
+                    continue
+                if acronym.endswith("".join(w[0] for w, _ in window)):
+                    out.append(window[0][1])
+    return out
+
+
 def _unique_description(described: list[int], words: list[tuple[str, int]], tokens: set[str],
                         columns: list[ColumnSummary]) -> bool:
     """True when the describing word names this column alone ("region" fits three columns)."""
-    stems = {stem(w) for w, p in words if p in described} & tokens
-    sharing = [c for c in columns if stems & {stem(t) for t in name_tokens(c.name)}]
+    found = set().union(*(stems(w) for w, p in words if p in described)) & tokens
+    sharing = [c for c in columns if found & {stem(t) for t in name_tokens(c.name)}]
     return len(sharing) <= 1
 
 
-def _place_bonus(text: str, position: int, cues: list[int], inputs: list[int]) -> float:
+def _place_bonus(text: str, position: int, cues: list[int], inputs: list[int],
+                 col: ColumnSummary) -> float:
     """How much one mention's place says "target": after a cue word, not in a list of inputs."""
     bonus = 0.0
+    before = text[max(0, position - 30):position]
+    if _NOT_BEFORE.search(before):
+        return -3.0
+    after = text[position:][:60]
+    if re.search(r"\bwhich\s+$", before) and re.match(
+            r"[\w.'-]*\s+(?:will|would|do|does|did|is|are)\s+(?:a|an|the|each|every|she|he|they|"
+            r"you|we|it|people|\w+ one)\b", after, re.I):
+        bonus += 2.0  # "which method will a woman pick": the method is asked for
+    elif _GROUP_BEFORE.search(before):
+        bonus -= 1.5
+    if re.search(r"\d\s*$", before) or any(re.search(rf"\b{re.escape(v)}\s*$", before, re.I)
+                                            for v in col.values if len(v) >= 3):
+        bonus -= 1.5  # "a 1 carat stone", "an ideal cut": a given value, not the unknown
+    if re.match(r"[\w.'-]*\s+(?:as|into)\b", text[position:]) and re.search(
+            r"\b(classif\w*|label|sort|split|group)\s+(?:the\s+|each\s+|all\s+)?$", before, re.I):
+        bonus -= 2.5  # "classify reviews as great or other": reviews are the rows
+    word_end = re.match(r"[\w.'-]*", text[position:])
+    rest = text[position + (word_end.end() if word_end else 0):][:40]
+    if _AFTER_CUE.match(rest):
+        bonus += 2.0
     near = min((position - c for c in cues if c <= position
                 and not re.search(r"[.;?!:]\s", text[c:position])), default=None)
     if near is not None and near <= 25:
@@ -256,7 +343,7 @@ def _mentioned_values(text: str, col: ColumnSummary) -> list[str]:
         return []
     found = []
     for value in col.values:
-        if value.lower() in _YES_LIKE or value.lower() in ("no", "0", "false", "f", "n"):
+        if value.lower() in ("yes", "no", "1", "0", "true", "false", "t", "f", "y", "n"):
             continue
         if len(value) >= 3 and re.search(rf"(?<!\w){re.escape(value)}(?!\w)", text, re.IGNORECASE):
             found.append(value)
@@ -282,7 +369,14 @@ def decide_kind(text: str, col: ColumnSummary) -> TaskType:
     if not col.numeric:
         return "multiclass"
     integral = all(re.fullmatch(r"-?\d+(\.0+)?", v) for v in col.values)
-    if col.n_unique > 30 or not integral:
+    if not integral:
+        return "regression"
+    named = [m for _, m, negated in find_metrics(text) if not negated]
+    if named and named[0] in ("r2", "rmse", "mae"):
+        return "regression"
+    if named and col.n_unique <= 100:
+        return "multiclass"  # integer codes scored by a classification metric
+    if col.n_unique > 30:
         return "regression"
     if _SAYS_REGRESSION.search(text) and not _SAYS_CLASSIFY.search(text):
         return "regression"
@@ -369,7 +463,10 @@ def decide_positive_class(text: str, col: ColumnSummary) -> str | None:
     """The class the text cares about, as one of the target's values, else ``None``."""
     if col.n_unique != 2 or not col.values:
         return None
-    values = list(col.values)
+    for value in col.values:
+        if re.search(rf"(?<![\w]){re.escape(col.name)}\s*==?\s*['\"`]?{re.escape(value)}(?![\w])",
+                     text, re.IGNORECASE):
+            return value
     for m in _POSITIVE.finditer(text):
         found = _class_for_phrase(m.group(1), col)
         if found is not None:
@@ -381,7 +478,7 @@ def _class_for_phrase(phrase: str, col: ColumnSummary) -> str | None:
     values = list(col.values)
     lowered = phrase.lower()
     for value in values:
-        if value.lower() == lowered:
+        if value.lower() == lowered or re.sub(r"^\d+\.\s*", "", value.lower()) == lowered:
             return value
     for value in values:
         if len(value) >= 3 and stem(value) == stem(phrase):
@@ -408,9 +505,15 @@ _NOT_ML = re.compile(r"^\s*(?:(?:please|pls|can you|could you|just)\s+)*(plot|ch
                      r"what(?:'s| is) the (?:mean|average|median|total|max|min|sum)|how many rows)\b",
                      re.IGNORECASE)
 _ML = re.compile(r"\b(predict\w*|forecast\w*|classif\w*|model\w*|estimat\w*|regress\w*|train\w*|"
-                 r"machine learning|ml|tell (?:if|whether|apart)|separat\w+|distinguish|detect\w*|"
+                 r"machine learning|ml|tell (?:if|whether|apart)|tell \w+(?: \w+)? from|separat\w+|"
+                 r"distinguish|detect\w*|flag\w*|screen\w*|likely|pricing|"
                  r"which \w+(?: \w+)? (?:will|would|are likely|is likely)|will\b|whether|guess|"
                  r"score|f1|auc|rmse|mae|accuracy|target|label)\b", re.IGNORECASE)
+_DESCRIPTIVE = re.compile(r"\b(bar chart|chart|plot|histogram|cross[\s-]*tab\w*|pivot|were there|"
+                          r"share of|proportion of|percentage of|correlat\w+|average|median|mean of|"
+                          r"count (?:the|of)|list the|show me)\b", re.IGNORECASE)
+_STRONG_ML = re.compile(r"\b(predict\w*|forecast\w*|classif\w*|model\w*|estimat\w*|regress\w*|train\w*|"
+                        r"will\b|whether|tell (?:if|whether))", re.IGNORECASE)
 _TIME = re.compile(r"\b(forecast\w*|later dates|future|next (?:day|week|month|year|quarter)|"
                    r"train on the past|most recent|time[\s-]*(?:series|ordered|order)|"
                    r"chronolog\w*|over time)\b", re.IGNORECASE)
@@ -422,7 +525,10 @@ def read_request(text: str, columns: list[ColumnSummary]) -> RequestReading:
     if _NOT_ML.search(text) and not re.search(r"\b(predict\w*|forecast\w*|classif\w*|model)\b",
                                               text, re.IGNORECASE):
         return RequestReading(is_ml=False)
-    if not _ML.search(text) and not re.search(r"\?", text):
+    if _DESCRIPTIVE.search(text) and not _STRONG_ML.search(text):
+        return RequestReading(is_ml=False)
+    if not (_ML.search(text) or "?" in text or _RANKING.search(text)
+            or any(not negated for _, _, negated in find_metrics(text))):
         return RequestReading(is_ml=False)
     candidates = score_targets(text, columns)
     time_ordered = bool(_TIME.search(text)) and any(c.datetime or c.name.lower() == "date"
@@ -468,7 +574,8 @@ _CONVENTIONAL = re.compile(r"^(target|label|labels|class|y|outcome|response)$", 
 
 
 def _choose(candidates: list[Candidate], columns: list[ColumnSummary]) -> tuple[str | None, str | None]:
-    if candidates and candidates[0].score >= 2.0:
+    alone = len(candidates) == 1 or (len(candidates) > 1 and candidates[1].score <= 0.5)
+    if candidates and (candidates[0].score >= 2.0 or (alone and candidates[0].score >= 1.5)):
         best = candidates[0]
         if len(candidates) < 2 or best.score - candidates[1].score >= _CLOSE:
             return best.column, None
