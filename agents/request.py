@@ -133,7 +133,8 @@ def parse_request_rules(text: str, columns: list[str]) -> RequestDraft:
         max_latency_ms=_find_latency_ms(text),
         max_features=_find_max_features(text),
         max_model_mb=_find_max_model_mb(text),
-        interpretable=bool(re.search(r"\b(interpretable|explainable|transparent)\b", text, re.I)),
+        interpretable=bool(re.search(r"\b(interpretab\w*|explainab\w*|transparent|white[\s-]*box)",
+                                    text, re.I)),
     )
 
 

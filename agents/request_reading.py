@@ -83,7 +83,9 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "buy": ("purchase",), "bought": ("purchase",), "buyer": ("purchase",),
     "die": ("dead",), "died": ("dead",), "death": ("dead",), "fatality": ("dead",),
     "killed": ("dead",), "survive": ("survived", "dead"), "survival": ("survived", "dead"),
-    "worth": ("price", "value"), "cost": ("price",), "pricing": ("price",),
+    "worth": ("price", "value"), "cost": ("price", "charges", "cost", "expense"),
+    "charge": ("charges",), "charged": ("charges",), "pricing": ("price",),
+    "colour": ("color",), "grey": ("gray",), "centre": ("center",),
     "pay": ("wage", "salary"), "paid": ("wage", "salary"), "earn": ("wage", "salary", "income"),
     "earning": ("wage", "salary", "income"), "salary": ("wage", "salary"),
     "application": ("apps",), "riders": ("ridership",), "rider": ("ridership",),
@@ -100,7 +102,7 @@ _SUFFIXES = ("ations", "ation", "ials", "ers", "ial", "ied", "ies", "ing", "als"
 _STOP = {"the", "a", "an", "of", "and", "or", "to", "in", "on", "for", "is", "are", "it", "its",
          "be", "will", "from", "by", "with", "each", "per", "this", "that", "data", "table",
          "column", "col", "model", "predict", "what", "which", "how", "who", "we", "i", "my",
-         "our", "you", "u", "can", "do", "does", "not", "no", "yes", "number", "count", "rate",
+         "our", "you", "u", "can", "do", "does", "not", "no", "yes", "number", "rate",
          "total", "type", "id", "at", "as", "all", "one", "use", "using", "other", "others",
          "row", "rows", "record", "records", "feature", "features", "line", "item", "items"}
 
@@ -139,6 +141,7 @@ _CUE = re.compile(r"\b(predict\w*|forecast\w*|estimat\w*|classify|classif\w+|mod
                   r"tell (?:if|whether|apart|us|me)|guess|detect|flag|identify|separate\w*|"
                   r"distinguish|whether|which(?=\s+\w+(?:\s+\w+)?\s+(?:do|does|did)\b)|into|who|"
                   r"how (?:many|much)|what is|what's|target|label|likely to|"
+                  r"will (?:a|an|the|each|this|my|our)\s+\w+|"
                   r"outcome|y\s*=|explain|score)\b", re.IGNORECASE)
 _AFTER_CUE = re.compile(r"^[\w-]{0,3}\s*(?:\w+\s+)?(predict\w*|prediction|model(?:l?ing)?|forecast\w*|"
                         r"classifier|regression|is predictable|is the target)\b", re.IGNORECASE)
@@ -216,12 +219,20 @@ def _score_column(text: str, words: list[tuple[str, int]], cues: list[int], inpu
         described += [m.start() for rx, names in _PHRASES for m in rx.finditer(text)
                       if {stem(n) for n in names} & tokens]
         described += _compound_positions(text, col.name)
+        described += [pos for word, pos in words if len(word) >= 4 and not re.match(
+                          r"accura|precis|recall|error|score|balanc|absolut|squar", word)
+                      and any(_abbreviates(t, word) for t in name_tokens(col.name))]
         described = sorted(set(described))
         if described:
             score += 1.5 if _unique_description(described, words, tokens, columns) else 0.5
             why.append("described by a word of its name")
             positions = described
     values = _mentioned_values(text, col)
+    quoted = [v for v in values if re.search(rf"['\"`]{re.escape(v)}['\"`]", text)]
+    if len(values) < 2 and quoted:
+        score += 2.0
+        why.append(f"its value '{quoted[0]}' quoted")
+        positions = positions or [text.find(quoted[0]) - 1]
     if len(values) >= 2:
         score += 3.0
         why.append(f"its values named: {', '.join(values[:3])}")
@@ -257,6 +268,14 @@ def _score_column(text: str, words: list[tuple[str, int]], cues: list[int], inpu
         score -= 3.0
         why.append("a date: the order of the rows, not a target")
     return score, why
+
+
+def _abbreviates(token: str, word: str) -> bool:
+    """True when ``token`` is a vowel-less short form of ``word``: cnt/count, amt/amount."""
+    if not (3 <= len(token) <= 5) or re.search(r"[aeiou]", token[1:]) or token[0] != word[0].lower():
+        return False
+    rest = iter(word.lower())
+    return len(word) > len(token) and all(ch in rest for ch in token)
 
 
 def _compound_positions(text: str, name: str) -> list[int]:
@@ -317,7 +336,10 @@ def _place_bonus(text: str, position: int, cues: list[int], inputs: list[int],
     elif near is not None and near <= 80:
         bonus += 0.5
     if _listed_as_input(text, position, cues, inputs):
-        bonus -= 3.0
+        return min(bonus, 0.0) - 3.0
+    if re.search(r"\b(?:if|whether)\s+(?:a|an|the|this|each)\s+$", before) and re.match(
+            r"[\w.'-]*\s+(?:is|was|has|gets|got)\b", after, re.I):
+        bonus -= 2.0  # "predict if a review is 'great'": the review is the row
     return bonus
 
 
@@ -580,7 +602,9 @@ def _choose(candidates: list[Candidate], columns: list[ColumnSummary]) -> tuple[
         if len(candidates) < 2 or best.score - candidates[1].score >= _CLOSE:
             return best.column, None
         return None, ask_which([best.column, candidates[1].column])
-    conventional = [c.name for c in columns if _CONVENTIONAL.match(c.name) and c.n_unique >= 2]
+    names = {c.name.lower() for c in columns}
+    conventional = [c.name for c in columns if _CONVENTIONAL.match(c.name) and c.n_unique >= 2
+                    and not (c.name.lower() == "y" and {"x", "z"} & names)]
     if len(conventional) == 1:
         return conventional[0], None
     names = [c.column for c in candidates[:3]] or [c.name for c in columns[-3:]]

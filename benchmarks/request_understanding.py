@@ -4,7 +4,7 @@
     python benchmarks/request_understanding.py --llm local --limit 40
 
 The labelled set is benchmarks/request_understanding/cases.yaml (texts with their right
-answers) over the tables in tables.yaml plus the twenty public tables, whose column
+answers; the rules were tuned on it) and heldout.yaml (written after that tuning) over the tables in tables.yaml plus the twenty public tables, whose column
 summaries are cached in public_tables.json (rebuild with --rebuild-tables from
 ../shared/tasks). Policies: ``rules`` (read_request), ``llm`` (the LLM's own answer, the
 target checked against the columns), ``default`` (what ``hyperpilot run`` uses:
@@ -124,17 +124,24 @@ def run_policy(name: str, cases: list[dict[str, Any]], tables: dict[str, list[Co
         got = answer_of(draft)
         rows.append({"text": case["x"], "table": case["t"], "want": expected(case),
                      "got": got, "right": score(case, got)})
+    for row, case in zip(rows, cases):
+        row["set"] = case["set"]
+    out = {"policy": name, "texts": len(rows), "seconds_per_text": round(seconds / len(rows), 4),
+           **_tally(rows), "misreads": [r for r in rows if any(v is False for v in r["right"].values())]}
+    out["by_set"] = {s: _tally([r for r in rows if r["set"] == s]) for s in sorted({c["set"] for c in cases})}
+    return out
+
+
+def _tally(rows: list[dict[str, Any]]) -> dict[str, Any]:
     accuracy = {}
     for field in FIELDS:
         marks = [r["right"][field] for r in rows if r["right"][field] is not None]
         accuracy[field] = {"right": sum(marks), "of": len(marks),
                            "share": round(sum(marks) / len(marks), 4) if marks else None}
     asks = [r for r in rows if r["want"]["target"] == "ASK"]
-    return {"policy": name, "texts": len(rows), "seconds_per_text": round(seconds / len(rows), 4),
-            "accuracy": accuracy,
+    return {"texts": len(rows), "accuracy": accuracy,
             "ambiguous_asked": sum(r["got"]["target"] == "ASK" for r in asks),
-            "ambiguous": len(asks),
-            "misreads": [r for r in rows if any(v is False for v in r["right"].values())]}
+            "ambiguous": len(asks)}
 
 
 def markdown(results: list[dict[str, Any]], llm_line: str) -> str:
@@ -142,10 +149,13 @@ def markdown(results: list[dict[str, Any]], llm_line: str) -> str:
              "| policy | " + " | ".join(FIELDS) + " | ambiguous asked | s/text |",
              "|---" * (len(FIELDS) + 3) + "|"]
     for res in results:
-        cells = [f"{res['accuracy'][f]['share']:.1%} ({res['accuracy'][f]['right']}/"
-                 f"{res['accuracy'][f]['of']})" if res["accuracy"][f]["of"] else "-" for f in FIELDS]
-        lines.append(f"| {res['policy']} | " + " | ".join(cells) +
-                     f" | {res['ambiguous_asked']}/{res['ambiguous']} | {res['seconds_per_text']} |")
+        for label, part in [("all", res), *res["by_set"].items()]:
+            cells = [f"{part['accuracy'][f]['share']:.1%} ({part['accuracy'][f]['right']}/"
+                     f"{part['accuracy'][f]['of']})" if part["accuracy"][f]["of"] else "-"
+                     for f in FIELDS]
+            lines.append(f"| {res['policy']} ({label}, {part['texts']}) | " + " | ".join(cells) +
+                         f" | {part['ambiguous_asked']}/{part['ambiguous']} | "
+                         f"{res['seconds_per_text']} |")
     for res in results:
         lines += ["", f"## Misreads: {res['policy']} ({len(res['misreads'])})", ""]
         for row in res["misreads"]:
@@ -164,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     tables = load_tables(args.rebuild_tables)
-    cases = yaml.safe_load((HERE / "cases.yaml").read_text())
+    cases = [case | {"set": name} for name in ("cases", "heldout")
+             for case in yaml.safe_load((HERE / f"{name}.yaml").read_text())]
     missing = sorted({c["t"] for c in cases} - set(tables))
     if missing:
         sys.exit(f"request_understanding: cases name unknown tables: {missing}")
