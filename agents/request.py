@@ -90,16 +90,24 @@ def _checked(draft: RequestDraft, columns: list[str]) -> RequestDraft:
     return draft
 
 
-def understand_request(text: str, columns: list[ColumnSummary],
-                       llm: object | None = None) -> Decision[RequestDraft]:
+def understand_request(text: str, columns: list[ColumnSummary], llm: object | None = None,
+                       declared: str | None = None) -> Decision[RequestDraft]:
     """The reading a run uses: the rules, the LLM asked only where they are unsure.
 
     The LLM may settle only the target, and only with a column of the table; kind, metric
     and positive class then follow from the words and that column's data. When neither can
-    tell, the draft carries a question for the user instead of a guess.
+    tell, the draft carries a question for the user instead of a guess. ``declared`` is the
+    target a bundled data set declares; it answers that question without asking.
     """
     reading = read_request(text, columns)
     source, note = "rules", ""
+    named = explicit_target(text)
+    if reading.question is not None and named and match_column(named, [c.name for c in columns]) is None:
+        # the text names a column the table lacks: say so rather than ask which one
+        reading = reading.model_copy(update={"target": named, "question": None})
+    if reading.question is not None and declared in [c.name for c in columns]:
+        reading = complete_reading(text, columns, reading, str(declared))
+        source, note = "rules + dataset", f"the declared target '{declared}'"
     if reading.question is not None and llm is not None:
         first = [c.column for c in reading.candidates]
         names = first + [c.name for c in columns if c.name not in first]

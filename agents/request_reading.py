@@ -429,7 +429,8 @@ _NEGATION_BEFORE = re.compile(r"(?:\bnot|\bnever|n't|\bno|\bignore|\bforget|\bra
                               re.IGNORECASE)
 _NEGATION_AFTER = re.compile(r"^\W*(?:is|are|would be|will be|'s)?\s*(?:\w+\s+){0,2}(?:meaningless|useless|"
                              r"misleading|pointless|not (?:useful|helpful|what)|irrelevant|no good|"
-                             r"worthless|a bad (?:metric|choice))", re.IGNORECASE)
+                             r"worthless|a bad (?:metric|choice)|makes? no sense|(?:does|do)n't make sense|wrong here)",
+                             re.IGNORECASE)
 
 
 def find_metrics(text: str) -> list[tuple[int, str, bool]]:
@@ -449,18 +450,12 @@ def find_metrics(text: str) -> list[tuple[int, str, bool]]:
 
 def decide_metric(text: str, kind: TaskType | None) -> tuple[str | None, bool]:
     """The metric the words ask for (negated mentions skipped), else the convention; named?"""
-    fits = {"regression": ("r2", "rmse", "mae")}.get(kind or "", None)
     for _, metric, negated in find_metrics(text):
         if negated:
             continue
         if kind == "multiclass" and metric == "f1":
             metric = "f1_macro"
-        if kind == "multiclass" and metric in ("precision", "recall"):
-            continue
-        if fits is not None and metric not in fits:
-            continue
-        if kind in ("binary", "multiclass") and metric in ("r2", "rmse", "mae"):
-            continue
+        # a metric that does not fit the kind stays: the task check names the mismatch
         return metric, True
     if kind in ("binary", "multiclass") and _RANKING.search(text):
         return "roc_auc", True
