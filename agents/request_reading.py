@@ -10,7 +10,6 @@ or nothing points at a column, the reading carries a question instead of a guess
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 import pandas as pd
 from pydantic import BaseModel, Field
@@ -408,10 +407,10 @@ def decide_kind(text: str, col: ColumnSummary) -> TaskType:
 # ---------------------------------------------------------------- metric
 
 _METRICS: list[tuple[str, str]] = [
-    (r"macro[\s-]*(?:averaged\s+|avg\s+)?f1|f1[\s-]*macro|f1 (?:over|across|averaged over) (?:the|all|each)", "f1_macro"),
+    (r"macro[\s-]*(?:averaged\s+|avg\s+)?f1|f1[\s-]*macro|f1 (?:over|across|averaged over) (?:the|all|each)", "f1_macro"),  # noqa: E501
     (r"weighted[\s-]*f1|f1[\s-]*weighted", "f1_weighted"),
     (r"balanced[\s-]*accuracy", "balanced_accuracy"),
-    (r"\bau[\s-]?roc\b|\b(?:roc[\s-]*)?auc\b|\broc\b|area under (?:the )?(?:roc )?curve|c[\s-]statistic", "roc_auc"),
+    (r"\bau[\s-]?roc\b|\b(?:roc[\s-]*)?auc\b|\broc\b|area under (?:the )?(?:roc )?curve|c[\s-]statistic", "roc_auc"),  # noqa: E501
     (r"log[\s-]*loss|cross[\s-]*entropy|logarithmic loss|\bdeviance\b", "log_loss"),
     (r"\bf1\b|\bf[\s-]*(?:1[\s-]*)?score\b|\bf[\s-]*measure\b", "f1"),
     (r"\baccura(?:cy|te)\b|\bhit rate\b|percent(?:age)? correct", "accuracy"),
@@ -422,14 +421,14 @@ _METRICS: list[tuple[str, str]] = [
     (r"\bmae\b|mean[\s-]*abs(?:olute|\.)?(?:[\s-]*error)?|average absolute (?:error|deviation)|"
      r"\bl1 (?:error|loss)\b", "mae"),
 ]
-_RANKING = re.compile(r"\b(rank\w*|top[\s-]*(?:\d+|ranked|scored|n|k)|prioriti[sz]\w*|order (?:them|the \w+) by|"
+_RANKING = re.compile(r"\b(rank\w*|top[\s-]*(?:\d+|ranked|scored|n|k)|prioriti[sz]\w*|order (?:them|the \w+) by|"  # noqa: E501
                       r"most likely first|short[\s-]*list)\b", re.IGNORECASE)
 _NEGATION_BEFORE = re.compile(r"(?:\bnot|\bnever|n't|\bno|\bignore|\bforget|\brather than|\binstead of|"
                               r"\bover|\bnot just|\bnot only|\bwithout|\bbut not)\s+(?:\w+\s+){0,3}$",
                               re.IGNORECASE)
 _NEGATION_AFTER = re.compile(r"^\W*(?:is|are|would be|will be|'s)?\s*(?:\w+\s+){0,2}(?:meaningless|useless|"
                              r"misleading|pointless|not (?:useful|helpful|what)|irrelevant|no good|"
-                             r"worthless|a bad (?:metric|choice)|makes? no sense|(?:does|do)n't make sense|wrong here)",
+                             r"worthless|a bad (?:metric|choice)|makes? no sense|(?:does|do)n't make sense|wrong here)",  # noqa: E501
                              re.IGNORECASE)
 
 
@@ -579,7 +578,7 @@ def prompt_columns(columns: list[str] | list[ColumnSummary], max_chars: int = 40
     if sum(len(n) + 3 for n in names) <= max_chars:
         return names
     keep: list[str] = []
-    for head, tail in zip(names, reversed(names)):
+    for head, tail in zip(names, reversed(names), strict=True):
         if sum(len(n) + 3 for n in keep) + len(head) + len(tail) + 6 > max_chars - 40:
             break
         keep = keep[: len(keep) // 2] + [head, tail] + keep[len(keep) // 2:]

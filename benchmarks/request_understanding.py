@@ -4,7 +4,8 @@
     python benchmarks/request_understanding.py --llm local --limit 40
 
 The labelled set is benchmarks/request_understanding/cases.yaml (texts with their right
-answers; the rules were tuned on it) and heldout.yaml (written after that tuning) over the tables in tables.yaml plus the twenty public tables, whose column
+answers; the rules were tuned on it) and heldout.yaml (written after that tuning)
+over the tables in tables.yaml plus the twenty public tables, whose column
 summaries are cached in public_tables.json (rebuild with --rebuild-tables from
 ../shared/tasks). Policies: ``rules`` (read_request), ``llm`` (the LLM's own answer, the
 target checked against the columns), ``default`` (what ``hyperpilot run`` uses:
@@ -24,9 +25,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from hyperpilot.agents.llm.client import make_llm
 from hyperpilot.agents.request import RequestDraft, parse_request, understand_request
 from hyperpilot.agents.request_reading import ColumnSummary, complete_reading, read_request, summarise_table
-from hyperpilot.agents.llm.client import make_llm
 
 HERE = Path(__file__).resolve().parent / "request_understanding"
 RESULTS = Path(__file__).resolve().parent / "results" / "request_understanding"
@@ -124,7 +125,7 @@ def run_policy(name: str, cases: list[dict[str, Any]], tables: dict[str, list[Co
         got = answer_of(draft)
         rows.append({"text": case["x"], "table": case["t"], "want": expected(case),
                      "got": got, "right": score(case, got)})
-    for row, case in zip(rows, cases):
+    for row, case in zip(rows, cases, strict=True):
         row["set"] = case["set"]
     out = {"policy": name, "texts": len(rows), "seconds_per_text": round(seconds / len(rows), 4),
            **_tally(rows), "misreads": [r for r in rows if any(v is False for v in r["right"].values())]}
