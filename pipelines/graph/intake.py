@@ -13,7 +13,6 @@ from hyperpilot.tools.data import bundled_target
 from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.types import Budget
 
-
 # The embedded LLM was not measured to improve on the rules for reading requests
 # (benchmarks/request_understanding.py), so a run does not ask it for this step.
 ASK_LLM_WHEN_UNSURE = False
