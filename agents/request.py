@@ -7,6 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from hyperpilot.agents.request_reading import (
+    ColumnSummary,
+    RequestReading,
+    complete_reading,
+    prompt_columns,
+    read_request,
+)
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
 from hyperpilot.tools.evaluate import METRICS
 from hyperpilot.tools.types import TaskType
@@ -24,6 +31,8 @@ class RequestDraft(BaseModel):
     max_features: int | None = None
     max_model_mb: float | None = None
     interpretable: bool = False
+    time_ordered: bool = False
+    question: str | None = None  # set when the text cannot be read without asking back
 
 
 REQUEST_AGENT = AgentSpec(name="request", prompt="request.j2", output_type=RequestDraft)
@@ -58,16 +67,19 @@ def parse_request(text: str, columns: list[str], llm: object | None) -> Decision
 
     The LLM's answer is accepted only when its target is a real column and its metric known.
     """
-    inputs = {"text": text, "columns": columns, "metrics": sorted(METRICS)}
+    inputs = {"text": text, "columns": prompt_columns(columns), "metrics": sorted(METRICS)}
     return decide(REQUEST_AGENT, inputs, llm,  # type: ignore[arg-type]
                   accept=lambda draft: _checked(draft, columns),
                   rules=lambda: parse_request_rules(text, columns))
 
 
 def _checked(draft: RequestDraft, columns: list[str]) -> RequestDraft:
-    if not draft.is_ml and (draft.target is not None or draft.metric is not None):
-        # Small local models say "not ML" while naming what to predict; trust neither half.
-        raise ValueError("the answer says the request is not ML yet names a target or metric")
+    if not draft.is_ml and draft.target is None and draft.metric is not None:
+        raise ValueError("the answer says the request is not ML yet names a metric")
+    if not draft.is_ml and draft.target is not None:
+        # Small local models say "not ML" while naming a real column to predict: the column
+        # is the stronger signal, and it is checked below.
+        draft = draft.model_copy(update={"is_ml": True})
     if draft.target is not None and draft.target not in columns:
         matched = match_column(draft.target, columns)
         if matched is None:
@@ -76,6 +88,46 @@ def _checked(draft: RequestDraft, columns: list[str]) -> RequestDraft:
     if draft.metric is not None and draft.metric not in METRICS:
         raise ValueError(f"unknown metric '{draft.metric}'")
     return draft
+
+
+def understand_request(text: str, columns: list[ColumnSummary], llm: object | None = None,
+                       declared: str | None = None) -> Decision[RequestDraft]:
+    """The reading a run uses: the rules, the LLM asked only where they are unsure.
+
+    The LLM may settle only the target, and only with a column of the table; kind, metric
+    and positive class then follow from the words and that column's data. When neither can
+    tell, the draft carries a question for the user instead of a guess. ``declared`` is the
+    target a bundled data set declares; it answers that question without asking.
+    """
+    reading = read_request(text, columns)
+    source, note = "rules", ""
+    named = explicit_target(text)
+    if reading.question is not None and named and match_column(named, [c.name for c in columns]) is None:
+        # the text names a column the table lacks: say so rather than ask which one
+        reading = reading.model_copy(update={"target": named, "question": None})
+    if reading.question is not None and declared in [c.name for c in columns]:
+        reading = complete_reading(text, columns, reading, str(declared))
+        source, note = "rules + dataset", f"the declared target '{declared}'"
+    if reading.question is not None and llm is not None:
+        first = [c.column for c in reading.candidates]
+        names = first + [c.name for c in columns if c.name not in first]
+        asked = parse_request(text, names, llm)
+        target = asked.value.target if asked.source == "llm" else None
+        if target is not None and (not reading.candidates
+                                   or target in [c.column for c in reading.candidates]):
+            reading = complete_reading(text, columns, reading, target)
+            source, note = "rules + llm", f"the LLM chose '{target}' among the candidates"
+        else:
+            note = asked.note or "the LLM's target is not among the candidates"
+    return Decision(_draft_of(text, reading), source, note)
+
+
+def _draft_of(text: str, reading: RequestReading) -> RequestDraft:
+    limits = parse_request_rules(text, [])
+    return limits.model_copy(update={
+        "is_ml": reading.is_ml, "target": reading.target, "task_type": reading.task_type,
+        "metric": reading.metric, "positive_class": reading.positive_class,
+        "time_ordered": reading.time_ordered, "question": reading.question})
 
 
 def parse_request_rules(text: str, columns: list[str]) -> RequestDraft:
@@ -89,7 +141,8 @@ def parse_request_rules(text: str, columns: list[str]) -> RequestDraft:
         max_latency_ms=_find_latency_ms(text),
         max_features=_find_max_features(text),
         max_model_mb=_find_max_model_mb(text),
-        interpretable=bool(re.search(r"\b(interpretable|explainable|transparent)\b", text, re.I)),
+        interpretable=bool(re.search(r"\b(interpretab\w*|explainab\w*|transparent|white[\s-]*box)",
+                                    text, re.I)),
     )
 
 

@@ -68,10 +68,10 @@ def test_llm_request_naming_a_missing_column_falls_back_to_rules(scripted) -> No
     assert decision.value.target == "species"
 
 
-def test_llm_saying_not_ml_while_naming_a_target_falls_back_to_rules(scripted) -> None:
+def test_llm_saying_not_ml_while_naming_a_real_column_is_read_as_ml(scripted) -> None:
     llm, _ = scripted([{"is_ml": False, "target": "species", "metric": "accuracy"}])
     decision = parse_request("predict the species", IRIS_COLUMNS, llm)
-    assert decision.source == "rules (fallback)" and "not ML yet names" in decision.note
+    assert decision.source == "llm"
     assert decision.value.is_ml and decision.value.target == "species"
 
 

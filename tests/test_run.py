@@ -173,7 +173,6 @@ def test_console_script_reports_errors_without_a_traceback(tmp_path) -> None:
 
 
 IRIS_LLM_SCRIPT = [
-    ("RequestDraft", {"is_ml": True, "target": "species", "metric": "f1_macro"}),
     ("PlansDraft", {"plans": [{"families": [{"name": "svm", "share": 2, "reason": "small dense data"},
                                             {"name": "linear", "share": 1, "reason": "few rows"}],
                                "rationale": "small numeric data suits kernels and linear models"}]}),
@@ -202,7 +201,7 @@ def test_scripted_llm_drives_every_agent(scripted, tmp_path) -> None:
     first = min(4, len(state["warm"]["svm"]))
     assert svm_tried[:first] == state["warm"]["svm"][:first]  # warm starts run first, in order
     result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert result["llm"]["calls"] == len(fake.calls) == 7
+    assert result["llm"]["calls"] == len(fake.calls) == 6  # the request is read by the rules
     assert result["verification"]["concerns"] == ["the holdout is small"]
     assert "plan-1 (won) (llm)" in (tmp_path / "run" / "report.md").read_text()
 
@@ -218,9 +217,9 @@ def test_a_recorded_transcript_replays_the_same_run(tmp_path, scripted) -> None:
     second = json.loads((tmp_path / "b" / "result.json").read_text())
     assert second["best"]["config"] == first["best"]["config"]
     assert second["holdout"]["score"] == first["holdout"]["score"]
-    assert second["llm"]["calls"] == 7
+    assert second["llm"]["calls"] == 6
     replayed = (tmp_path / "b" / "transcript.jsonl").read_text().splitlines()
-    assert len(replayed) == 7
+    assert len(replayed) == 6
 
 
 def test_time_limit_stops_tuning_and_still_verifies(tmp_path) -> None:

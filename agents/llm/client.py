@@ -271,7 +271,8 @@ class LLM:
             with self._lock:
                 self.usage.failures += 1
                 self.usage.seconds += seconds
-                self.unavailable = str(err)
+                if getattr(err, "lasting", True):
+                    self.unavailable = str(err)
             self.transcript.write(
                 _record(agent, schema_name, conversation, settings, ChatReply(text=""), seconds)
                 | {"valid": False, "error": str(err), "failed": True}

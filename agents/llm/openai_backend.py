@@ -133,7 +133,11 @@ class OpenAIBackend:
             response = retrying(self._create, messages, schema, schema_name, settings)
         except openai.APIError as err:
             attempts = retrying.statistics.get("attempt_number", 1)
-            raise LLMUnavailableError(self._describe(err, attempts)) from err
+            error = LLMUnavailableError(self._describe(err, attempts))
+            # a prompt the server refuses (too long, malformed) says nothing of later ones
+            error.lasting = not (isinstance(err, openai.APIStatusError)
+                                 and err.status_code in (400, 413, 422))
+            raise error from err
         usage = response.usage
         return ChatReply(
             text=(response.choices[0].message.content or "") if response.choices else "",

@@ -1,0 +1,623 @@
+"""Reading a request against the table: which column, which kind, which metric, which class.
+
+The rules read like a careful person: a column counts as named when the text names it
+(exactly, quoted, in another case or spacing) or describes it by a word of its name; a
+column listed after "from" or "using" is an input, not the target; a number in the text is
+never taken for a numbered column. Each candidate gets a score; when the best two are close,
+or nothing points at a column, the reading carries a question instead of a guess.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from hyperpilot.tools.types import TaskType
+
+_MAX_VALUES = 8
+_MAX_VALUE_CHARS = 30
+
+
+class ColumnSummary(BaseModel):
+    """One column as a reader needs it: its name, whether it is numeric, its common values."""
+
+    name: str
+    numeric: bool = False
+    datetime: bool = False
+    n_unique: int = 0
+    values: dict[str, int] = Field(default_factory=dict)  # the most frequent values, with counts
+
+
+class Candidate(BaseModel):
+    column: str
+    score: float
+    why: list[str] = Field(default_factory=list)
+
+
+class RequestReading(BaseModel):
+    """What the text asks for once it is held against the table's columns."""
+
+    is_ml: bool
+    target: str | None = None
+    task_type: TaskType | None = None
+    metric: str | None = None
+    metric_named: bool = False
+    positive_class: str | None = None
+    time_ordered: bool = False
+    candidates: list[Candidate] = Field(default_factory=list)
+    question: str | None = None
+
+
+def summarise_table(frame: pd.DataFrame, max_values: int = _MAX_VALUES) -> list[ColumnSummary]:
+    """Column summaries of ``frame``, values capped in number and length."""
+    out = []
+    for col in frame.columns:
+        series = frame[col]
+        numeric = bool(pd.api.types.is_numeric_dtype(series)) and not pd.api.types.is_bool_dtype(series)
+        counts = series.dropna().astype(str).value_counts().head(max_values)
+        values = {str(k)[:_MAX_VALUE_CHARS]: int(v) for k, v in counts.items()}
+        out.append(ColumnSummary(name=str(col), numeric=numeric, datetime=_looks_datetime(series),
+                                 n_unique=int(series.nunique()), values=values))
+    return out
+
+
+def _looks_datetime(series: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return True
+    if series.dtype != object:
+        return False
+    sample = series.dropna().astype(str).head(20)
+    return bool(len(sample)) and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}([ T].*)?|\d{1,2}/\d{1,2}/\d{2,4}", v)
+                                     for v in sample)
+
+
+# ---------------------------------------------------------------- words
+
+_SUFFIXES = ("ations", "ation", "ials", "ers", "ial", "ied", "ies", "ing", "als", "ed", "es",
+             "er", "al", "s", "e", "y")
+# A word people use for what a column holds: each maps to words of likely column names.
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "buy": ("purchase",), "bought": ("purchase",), "buyer": ("purchase",),
+    "die": ("dead",), "died": ("dead",), "death": ("dead",), "fatality": ("dead",),
+    "killed": ("dead",), "survive": ("survived", "dead"), "survival": ("survived", "dead"),
+    "worth": ("price", "value"), "cost": ("price", "charges", "cost", "expense"),
+    "charge": ("charges",), "charged": ("charges",), "pricing": ("price",),
+    "colour": ("color",), "grey": ("gray",), "centre": ("center",),
+    "pay": ("wage", "salary"), "paid": ("wage", "salary"), "earn": ("wage", "salary", "income"),
+    "earning": ("wage", "salary", "income"), "salary": ("wage", "salary"),
+    "application": ("apps",), "riders": ("ridership",), "rider": ("ridership",),
+    "star": ("score", "rating"), "stars": ("score", "rating"), "rating": ("score", "rating"),
+    "denied": ("deny",), "denial": ("deny",), "fraudulent": ("fraud", "class"),
+    "leave": ("left", "churn", "churned"), "leaver": ("left",), "quit": ("left", "churn"),
+    "attrition": ("left", "churn"), "cancel": ("churn", "churned"), "churner": ("churn",),
+    "diabetic": ("diabetes", "outcome"), "pass": ("passed",), "fail": ("passed",),
+    "failure": ("passed",), "rain": ("rain",), "rainy": ("rain",), "rainfall": ("rain",),
+}
+_PHRASES = [(re.compile(r"\b(?:sells?|sold|go(?:es)?) for\b", re.I), ("price",))]
+_SUFFIXES = ("ations", "ation", "ials", "ers", "ial", "ied", "ies", "ing", "als", "ed", "es",
+             "er", "al", "s", "e", "y")
+_STOP = {"the", "a", "an", "of", "and", "or", "to", "in", "on", "for", "is", "are", "it", "its",
+         "be", "will", "from", "by", "with", "each", "per", "this", "that", "data", "table",
+         "column", "col", "model", "predict", "what", "which", "how", "who", "we", "i", "my",
+         "our", "you", "u", "can", "do", "does", "not", "no", "yes", "number", "rate",
+         "total", "type", "id", "at", "as", "all", "one", "use", "using", "other", "others",
+         "row", "rows", "record", "records", "feature", "features", "line", "item", "items"}
+
+
+def stem(word: str) -> str:
+    """A crude stem: ``denials``, ``denied`` and ``deny`` all give ``den``."""
+    word = word.lower()
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def stems(word: str) -> set[str]:
+    """The stems a text word may stand for: its own and its synonyms'."""
+    word = word.lower()
+    out = {stem(word)}
+    for key in (word, stem(word), word.rstrip("s")):
+        out |= {stem(s) for s in _SYNONYMS.get(key, ())}
+    return out
+
+
+def name_tokens(name: str) -> list[str]:
+    """The words of a column name: ``HHV`` -> [hhv]; ``Contraceptive_method`` -> two words."""
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", re.sub(r"\(.*?\)", " ", name))
+    return [w.lower() for w in re.split(r"[^A-Za-z0-9]+", spaced) if w]
+
+
+def _text_words(text: str) -> list[tuple[str, int]]:
+    return [(m.group(0).lower(), m.start()) for m in re.finditer(r"[A-Za-z][A-Za-z0-9']*", text)]
+
+
+# ---------------------------------------------------------------- target
+
+_CUE = re.compile(r"\b(predict\w*|forecast\w*|estimat\w*|classify|classif\w+|model(?:l?ing)?|"
+                  r"tell (?:if|whether|apart|us|me)|guess|detect|flag|identify|separate\w*|"
+                  r"distinguish|whether|which(?=\s+\w+(?:\s+\w+)?\s+(?:do|does|did)\b)|into|who|"
+                  r"how (?:many|much)|what is|what's|target|label|likely to|"
+                  r"will (?:a|an|the|each|this|my|our)\s+\w+|"
+                  r"outcome|y\s*=|explain|score)\b", re.IGNORECASE)
+_AFTER_CUE = re.compile(r"^[\w-]{0,3}\s*(?:\w+\s+)?(predict\w*|prediction|model(?:l?ing)?|forecast\w*|"
+                        r"classifier|regression|is predictable|is the target)\b", re.IGNORECASE)
+_GROUP_BEFORE = re.compile(r"\b(each|per|every|by|which|across|among|at|in)\s+(?:the\s+)?$", re.I)
+_NOT_BEFORE = re.compile(r"\b(not|rather than|instead of|other than|except|besides)\s+(?:the\s+)?$",
+                         re.I)
+_SHORT_WORDS = {"a", "i", "an", "or", "to", "in", "on", "of", "is", "it", "at", "as", "be", "by",
+                "do", "if", "me", "my", "no", "so", "up", "us", "we"}
+_INPUT_CUE = re.compile(r"\b(from|using|based on|given|with|features?|predictors?|inputs?|"
+                        r"other than|except|lagged|besides)\b", re.IGNORECASE)
+_TARGET_DECLARED = re.compile(
+    r"(?:\btarget|\blabel|\boutcome|\bresponse|\by)\s*(?:column|variable|col)?\s*(?:is|=|:)\s*"
+    r"['\"`]?([\w.\- ]+?)['\"`]?(?=$|[\s,.;)!?])", re.IGNORECASE)
+_YES_LIKE = ("yes", "1", "true", "y", "positive", "pos", "t", "1.0")
+
+
+def score_targets(text: str, columns: list[ColumnSummary]) -> list[Candidate]:
+    """Every column that the text points at, best first, with the reasons."""
+    words = _text_words(text)
+    cues = [m.end() for m in _CUE.finditer(text)]
+    inputs = [m.start() for m in _INPUT_CUE.finditer(text)]
+    out = []
+    for col in columns:
+        score, why = _score_column(text, words, cues, inputs, col, columns)
+        if score > 0:
+            out.append(Candidate(column=col.name, score=round(score, 2), why=why))
+    return sorted(out, key=lambda c: -c.score)
+
+
+def _name_positions(text: str, name: str) -> list[tuple[int, bool]]:
+    """Where the text names ``name`` (any case, spacing or quote); with whether it is quoted."""
+    flags = re.IGNORECASE
+    if re.fullmatch(r"\d+", name) or name.lower() in _SHORT_WORDS:
+        # a number in the text is not a numbered column, nor the word "a" a column named a
+        pattern = rf"(?:\bcolumn\s+|\bcol\s+|['\"`]){re.escape(name)}(?![\w])"
+    elif len(name) <= 2:
+        pattern, flags = rf"(?<![\w/-]){re.escape(name)}(?![\w/])", 0
+    else:
+        variants = {name, name.replace("_", " "), name.replace(".", " "), name.replace("_", ""),
+                    " ".join(name_tokens(name))}
+        alts = "|".join(re.escape(v) + r"(?:e?s)?" for v in sorted(variants, key=len, reverse=True) if v)
+        pattern = rf"(?<![\w/-])(?:{alts})(?![\w/])"
+    hits = []
+    for m in re.finditer(pattern, text, flags):
+        before, after = text[max(0, m.start() - 1): m.start()], text[m.end(): m.end() + 1]
+        hits.append((m.start(), before in "'\"`" and before != "" and after in "'\"`" and after != ""))
+    return hits
+
+
+def _score_column(text: str, words: list[tuple[str, int]], cues: list[int], inputs: list[int],
+                  col: ColumnSummary, columns: list[ColumnSummary]) -> tuple[float, list[str]]:
+    score, why = 0.0, []
+    named = _name_positions(text, col.name)
+    positions = [p for p, _ in named]
+    if named:
+        score += 3.0
+        why.append("named")
+        if any(q for _, q in named):
+            score += 2.0
+            why.append("quoted")
+    declared = _TARGET_DECLARED.search(text)
+    if declared and _same_name(declared.group(1), col.name):
+        score += 6.0
+        why.append("declared the target")
+    if re.search(rf"(?<![\w]){re.escape(col.name)}\s+(?:is|=)\s+(?:the|our|my)\s+"
+                 r"(?:target|label|outcome|0/1 column|yes/no column|column to predict)|"
+                 rf"(?<![\w]){re.escape(col.name)}\s+is\s+(?:0/1|yes/no|binary|the label)|\(\s*"
+                 rf"{re.escape(col.name)}\s+col", text, re.IGNORECASE):
+        score += 4.0
+        why.append("called the target")
+    if not named:
+        tokens = {stem(t) for t in name_tokens(col.name) if t not in _STOP and len(t) >= 3}
+        described = [pos for word, pos in words if word not in _STOP and len(word) >= 3
+                     and stems(word) & tokens]
+        described += [m.start() for rx, names in _PHRASES for m in rx.finditer(text)
+                      if {stem(n) for n in names} & tokens]
+        described += _compound_positions(text, col.name)
+        described += [pos for word, pos in words if len(word) >= 4 and not re.match(
+                          r"accura|precis|recall|error|score|balanc|absolut|squar", word)
+                      and any(_abbreviates(t, word) for t in name_tokens(col.name))]
+        described = sorted(set(described))
+        if described:
+            score += 1.5 if _unique_description(described, words, tokens, columns) else 0.5
+            why.append("described by a word of its name")
+            positions = described
+    values = _mentioned_values(text, col)
+    quoted = [v for v in values if re.search(rf"['\"`]{re.escape(v)}['\"`]", text)]
+    if len(values) < 2 and quoted:
+        score += 2.0
+        why.append(f"its value '{quoted[0]}' quoted")
+        positions = positions or [text.find(quoted[0]) - 1]
+    if len(values) >= 2:
+        score += 3.0
+        why.append(f"its values named: {', '.join(values[:3])}")
+        positions = positions or [text.lower().find(values[0].lower())]
+    about = [m.start(1) for m in _POSITIVE.finditer(text) if _class_for_phrase(m.group(1), col)]
+    if about:
+        score += 2.5
+        why.append("the class the metric is about")
+        positions = positions or about
+    generic = re.search(r"\b(label|class|target|outcome|response)\b", text, re.I)
+    if not positions and generic and _CONVENTIONAL.match(col.name):
+        positions = [generic.start()]
+    if not positions:
+        return 0.0, why
+    if len(positions) > 1:
+        score += 0.5
+    if _CONVENTIONAL.match(col.name):
+        score += 1.0
+        why.append("named like a target")
+        if re.search(r"\b(label|class|target|outcome|response)\b", text, re.I):
+            score += 1.0
+    if named and re.search(rf"\(\s*(?:the\s+)?{re.escape(col.name)}(?:\s+col(?:umn)?)?\s*\)",
+                           text, re.I):
+        score += 1.5
+        why.append("named in brackets")
+    score += max(_place_bonus(text, p, cues, inputs, col) for p in positions)
+    if re.search(rf"(?<![\w]){re.escape(col.name)}\s*(?:=|==)\s*['\"`]?(\w+)", text, re.I) and any(
+            re.search(rf"{re.escape(col.name)}\s*==?\s*['\"`]?{re.escape(v)}\b", text, re.I)
+            for v in col.values):
+        score += 2.0
+        why.append("one of its values named with it")
+    if col.datetime or re.fullmatch(r"(date|time|timestamp|day|datetime)", col.name, re.I):
+        score -= 3.0
+        why.append("a date: the order of the rows, not a target")
+    return score, why
+
+
+def _abbreviates(token: str, word: str) -> bool:
+    """True when ``token`` is a vowel-less short form of ``word``: cnt/count, amt/amount."""
+    if not (3 <= len(token) <= 5) or re.search(r"[aeiou]", token[1:]) or token[0] != word[0].lower():
+        return False
+    rest = iter(word.lower())
+    return len(word) > len(token) and all(ch in rest for ch in token)
+
+
+def _compound_positions(text: str, name: str) -> list[int]:
+    """Where a hyphenated phrase or an acronym spells the name: out-of-state, higher heating value."""
+    joined = "".join(name_tokens(name))
+    out = [m.start() for m in re.finditer(r"\w+(?:-\w+)+", text)
+           if "".join(p for p in m.group(0).lower().split("-") if p not in ("of", "the", "and"))
+           == joined]
+    if re.fullmatch(r"[A-Z]{2,5}", name):
+        words = [(m.group(0).lower(), m.start()) for m in re.finditer(r"[A-Za-z]+", text)]
+        acronym = name.lower()
+        for i in range(len(words)):
+            for size in range(max(2, len(acronym) - 1), len(acronym) + 1):
+                window = words[i:i + size]
+                if len(window) < size or any(w in _STOP or len(w) < 3 for w, _ in window):
+                    continue
+                if acronym.endswith("".join(w[0] for w, _ in window)):
+                    out.append(window[0][1])
+    return out
+
+
+def _unique_description(described: list[int], words: list[tuple[str, int]], tokens: set[str],
+                        columns: list[ColumnSummary]) -> bool:
+    """True when the describing word names this column alone ("region" fits three columns)."""
+    found = set().union(*(stems(w) for w, p in words if p in described)) & tokens
+    sharing = [c for c in columns if found & {stem(t) for t in name_tokens(c.name)}]
+    return len(sharing) <= 1
+
+
+def _place_bonus(text: str, position: int, cues: list[int], inputs: list[int],
+                 col: ColumnSummary) -> float:
+    """How much one mention's place says "target": after a cue word, not in a list of inputs."""
+    bonus = 0.0
+    before = text[max(0, position - 30):position]
+    if _NOT_BEFORE.search(before):
+        return -3.0
+    after = text[position:][:60]
+    if re.search(r"\bwhich\s+$", before) and re.match(
+            r"[\w.'-]*\s+(?:will|would|do|does|did|is|are)\s+(?:a|an|the|each|every|she|he|they|"
+            r"you|we|it|people|\w+ one)\b", after, re.I):
+        bonus += 2.0  # "which method will a woman pick": the method is asked for
+    elif _GROUP_BEFORE.search(before):
+        bonus -= 1.5
+    if re.search(r"\d\s*$", before) or any(re.search(rf"\b{re.escape(v)}\s*$", before, re.I)
+                                            for v in col.values if len(v) >= 3):
+        bonus -= 1.5  # "a 1 carat stone", "an ideal cut": a given value, not the unknown
+    if re.match(r"[\w.'-]*\s+(?:as|into)\b", text[position:]) and re.search(
+            r"\b(classif\w*|label|sort|split|group)\s+(?:the\s+|each\s+|all\s+)?$", before, re.I):
+        bonus -= 2.5  # "classify reviews as great or other": reviews are the rows
+    word_end = re.match(r"[\w.'-]*", text[position:])
+    rest = text[position + (word_end.end() if word_end else 0):][:40]
+    if _AFTER_CUE.match(rest):
+        bonus += 2.0
+    near = min((position - c for c in cues if c <= position
+                and not re.search(r"[.;?!:]\s", text[c:position])), default=None)
+    if near is not None and near <= 25:
+        bonus += 2.5 - near / 20
+    elif near is not None and near <= 80:
+        bonus += 0.5
+    if _listed_as_input(text, position, cues, inputs):
+        return min(bonus, 0.0) - 3.0
+    if re.search(r"\b(?:if|whether)\s+(?:a|an|the|this|each)\s+$", before) and re.match(
+            r"[\w.'-]*\s+(?:is|was|has|gets|got)\b", after, re.I):
+        bonus -= 2.0  # "predict if a review is 'great'": the review is the row
+    return bonus
+
+
+def _same_name(phrase: str, name: str) -> bool:
+    norm = lambda s: "".join(name_tokens(s))  # noqa: E731
+    return norm(phrase) == norm(name) or norm(phrase).rstrip("s") == norm(name)
+
+
+def _listed_as_input(text: str, position: int, cues: list[int], inputs: list[int]) -> bool:
+    """True when the nearest marker before ``position`` says inputs ("from", "using", ...)."""
+    last_input = max((i for i in inputs if i < position), default=-1)
+    last_cue = max((c for c in cues if c <= position), default=-1)
+    if last_input < 0 or last_input < last_cue:
+        return False
+    between = text[last_input:position]
+    return not re.search(r"[.;?!]\s", between)
+
+
+def _mentioned_values(text: str, col: ColumnSummary) -> list[str]:
+    if col.numeric or not (2 <= col.n_unique <= 20):
+        return []
+    if col.values and max(col.values.values()) > 0.95 * sum(col.values.values()):
+        return []
+    found = []
+    for value in col.values:
+        if value.lower() in ("yes", "no", "1", "0", "true", "false", "t", "f", "y", "n"):
+            continue
+        if len(value) >= 3 and re.search(rf"(?<!\w){re.escape(value)}(?!\w)", text, re.IGNORECASE):
+            found.append(value)
+        elif len(value) < 3 and re.search(rf"[(\"'`]{re.escape(value)}[)\"'`]", text):
+            found.append(value)
+    return found
+
+
+# ---------------------------------------------------------------- kind
+
+_SAYS_REGRESSION = re.compile(r"\b(regress\w*|how (?:much|many)|amount|forecast\w*|estimate|price|"
+                              r"value of|quantity|worth|continuous)\b", re.IGNORECASE)
+_SAYS_CLASSIFY = re.compile(r"\b(classif\w*|categor(?:y|ies)|class(?:es)?|whether|tell (?:if|whether)|"
+                            r"yes/no|0/1|binary|multi[\s-]*class|which (?:one|type|kind|group)|"
+                            r"will (?:\w+ )?(?:be|get|buy|die|default|churn)|denied|approved)\b",
+                            re.IGNORECASE)
+
+
+def decide_kind(text: str, col: ColumnSummary) -> TaskType:
+    """The task kind from the target's data, the words deciding only where the data allows both."""
+    if col.n_unique == 2:
+        return "binary"
+    if not col.numeric:
+        return "multiclass"
+    integral = all(re.fullmatch(r"-?\d+(\.0+)?", v) for v in col.values)
+    if not integral:
+        return "regression"
+    named = [m for _, m, negated in find_metrics(text) if not negated]
+    if named and named[0] in ("r2", "rmse", "mae"):
+        return "regression"
+    if named and col.n_unique <= 100:
+        return "multiclass"  # integer codes scored by a classification metric
+    if col.n_unique > 30:
+        return "regression"
+    if _SAYS_REGRESSION.search(text) and not _SAYS_CLASSIFY.search(text):
+        return "regression"
+    return "multiclass"
+
+
+# ---------------------------------------------------------------- metric
+
+_METRICS: list[tuple[str, str]] = [
+    (r"macro[\s-]*(?:averaged\s+|avg\s+)?f1|f1[\s-]*macro|f1 (?:over|across|averaged over) (?:the|all|each)", "f1_macro"),  # noqa: E501
+    (r"weighted[\s-]*f1|f1[\s-]*weighted", "f1_weighted"),
+    (r"balanced[\s-]*accuracy", "balanced_accuracy"),
+    (r"\bau[\s-]?roc\b|\b(?:roc[\s-]*)?auc\b|\broc\b|area under (?:the )?(?:roc )?curve|c[\s-]statistic", "roc_auc"),  # noqa: E501
+    (r"log[\s-]*loss|cross[\s-]*entropy|logarithmic loss|\bdeviance\b", "log_loss"),
+    (r"\bf1\b|\bf[\s-]*(?:1[\s-]*)?score\b|\bf[\s-]*measure\b", "f1"),
+    (r"\baccura(?:cy|te)\b|\bhit rate\b|percent(?:age)? correct", "accuracy"),
+    (r"\bprecision\b", "precision"),
+    (r"\brecall\b|\bsensitivity\b|\btrue positive rate\b", "recall"),
+    (r"\br2\b|\br\^2\b|r²|\br[\s-]*squared?\b|coefficient of determination|variance explained", "r2"),
+    (r"\brmse\b|root[\s-]*mean[\s-]*squared?(?:[\s-]*error)?|\brms error\b|root mean square", "rmse"),
+    (r"\bmae\b|mean[\s-]*abs(?:olute|\.)?(?:[\s-]*error)?|average absolute (?:error|deviation)|"
+     r"\bl1 (?:error|loss)\b", "mae"),
+]
+_RANKING = re.compile(r"\b(rank\w*|top[\s-]*(?:\d+|ranked|scored|n|k)|prioriti[sz]\w*|order (?:them|the \w+) by|"  # noqa: E501
+                      r"most likely first|short[\s-]*list)\b", re.IGNORECASE)
+_NEGATION_BEFORE = re.compile(r"(?:\bnot|\bnever|n't|\bno|\bignore|\bforget|\brather than|\binstead of|"
+                              r"\bover|\bnot just|\bnot only|\bwithout|\bbut not)\s+(?:\w+\s+){0,3}$",
+                              re.IGNORECASE)
+_NEGATION_AFTER = re.compile(r"^\W*(?:is|are|would be|will be|'s)?\s*(?:\w+\s+){0,2}(?:meaningless|useless|"
+                             r"misleading|pointless|not (?:useful|helpful|what)|irrelevant|no good|"
+                             r"worthless|a bad (?:metric|choice)|makes? no sense|(?:does|do)n't make sense|wrong here)",  # noqa: E501
+                             re.IGNORECASE)
+
+
+def find_metrics(text: str) -> list[tuple[int, str, bool]]:
+    """Every metric the text mentions: (position, metric, negated), in text order."""
+    taken: list[tuple[int, int]] = []
+    out = []
+    for pattern, metric in _METRICS:
+        for m in re.finditer(pattern, text, re.IGNORECASE):
+            if any(s <= m.start() < e for s, e in taken):
+                continue
+            taken.append((m.start(), m.end()))
+            negated = bool(_NEGATION_BEFORE.search(text[max(0, m.start() - 40): m.start()])
+                           or _NEGATION_AFTER.search(text[m.end(): m.end() + 40]))
+            out.append((m.start(), metric, negated))
+    return sorted(out)
+
+
+def decide_metric(text: str, kind: TaskType | None) -> tuple[str | None, bool]:
+    """The metric the words ask for (negated mentions skipped), else the convention; named?"""
+    for _, metric, negated in find_metrics(text):
+        if negated:
+            continue
+        if kind == "multiclass" and metric == "f1":
+            metric = "f1_macro"
+        # a metric that does not fit the kind stays: the task check names the mismatch
+        return metric, True
+    if kind in ("binary", "multiclass") and _RANKING.search(text):
+        return "roc_auc", True
+    return default_metric(kind), False
+
+
+def default_metric(kind: TaskType | None) -> str | None:
+    """The convention when the text names no metric: ROC AUC, accuracy, RMSE."""
+    return {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}.get(kind or "")
+
+
+# ---------------------------------------------------------------- positive class
+
+_POSITIVE = re.compile(
+    r"\b(?:positive class (?:is |=\s*)?|(?:f1|f-score|recall|precision|sensitivity)\s+(?:score\s+)?"
+    r"(?:for|of|on|about)\s+(?:the\s+)?(?:class\s+)?|catch(?:ing)?\s+(?:the\s+)?|"
+    r"care (?:most )?about\s+(?:the\s+)?|detect(?:ing)?\s+(?:the\s+)?)['\"`]?([\w-]+)['\"`]?",
+    re.IGNORECASE)
+
+
+def decide_positive_class(text: str, col: ColumnSummary) -> str | None:
+    """The class the text cares about, as one of the target's values, else ``None``."""
+    if col.n_unique != 2 or not col.values:
+        return None
+    for value in col.values:
+        if re.search(rf"(?<![\w]){re.escape(col.name)}\s*==?\s*['\"`]?{re.escape(value)}(?![\w])",
+                     text, re.IGNORECASE):
+            return value
+    for m in _POSITIVE.finditer(text):
+        found = _class_for_phrase(m.group(1), col)
+        if found is not None:
+            return found
+    return None
+
+
+def _class_for_phrase(phrase: str, col: ColumnSummary) -> str | None:
+    values = list(col.values)
+    lowered = phrase.lower()
+    for value in values:
+        if value.lower() == lowered or re.sub(r"^\d+\.\s*", "", value.lower()) == lowered:
+            return value
+    for value in values:
+        if len(value) >= 3 and stem(value) == stem(phrase):
+            return value
+    # "the denials" of a yes/no column named deny: the word names the column, so the yes class
+    if stem(phrase) in {stem(t) for t in name_tokens(col.name)} or lowered in ("positives", "ones"):
+        for value in values:
+            if value.lower() in _YES_LIKE:
+                return value
+    return None
+
+
+def minority_class(col: ColumnSummary) -> str | None:
+    if not col.values:
+        return None
+    return min(col.values, key=lambda v: (col.values[v], v))
+
+
+# ---------------------------------------------------------------- the reading
+
+_NOT_ML = re.compile(r"^\s*(?:(?:please|pls|can you|could you|just)\s+)*(plot|chart|draw|show|list|"
+                     r"print|sort|count|sum|describe|summari[sz]e|convert|export|merge|join|dedupe|"
+                     r"remove|drop|delete|rename|clean|compute the (?:mean|average|median|sum)|"
+                     r"what(?:'s| is) the (?:mean|average|median|total|max|min|sum)|how many rows)\b",
+                     re.IGNORECASE)
+_ML = re.compile(r"\b(predict\w*|forecast\w*|classif\w*|model\w*|estimat\w*|regress\w*|train\w*|"
+                 r"machine learning|ml|tell (?:if|whether|apart)|tell \w+(?: \w+)? from|separat\w+|"
+                 r"distinguish|detect\w*|flag\w*|screen\w*|likely|pricing|"
+                 r"which \w+(?: \w+)? (?:will|would|are likely|is likely)|will\b|whether|guess|"
+                 r"score|f1|auc|rmse|mae|accuracy|target|label)\b", re.IGNORECASE)
+_DESCRIPTIVE = re.compile(r"\b(bar chart|chart|plot|histogram|cross[\s-]*tab\w*|pivot|were there|"
+                          r"share of|proportion of|percentage of|correlat\w+|average|median|mean of|"
+                          r"count (?:the|of)|list the|show me)\b", re.IGNORECASE)
+_STRONG_ML = re.compile(r"\b(predict\w*|forecast\w*|classif\w*|model\w*|estimat\w*|regress\w*|train\w*|"
+                        r"will\b|whether|tell (?:if|whether))", re.IGNORECASE)
+_TIME = re.compile(r"\b(forecast\w*|later dates|future|next (?:day|week|month|year|quarter)|"
+                   r"train on the past|most recent|time[\s-]*(?:series|ordered|order)|"
+                   r"chronolog\w*|over time)\b", re.IGNORECASE)
+_CLOSE = 1.0
+
+
+def read_request(text: str, columns: list[ColumnSummary]) -> RequestReading:
+    """The rules' reading of ``text`` against ``columns``; a question when they cannot tell."""
+    if _NOT_ML.search(text) and not re.search(r"\b(predict\w*|forecast\w*|classif\w*|model)\b",
+                                              text, re.IGNORECASE):
+        return RequestReading(is_ml=False)
+    if _DESCRIPTIVE.search(text) and not _STRONG_ML.search(text):
+        return RequestReading(is_ml=False)
+    if not (_ML.search(text) or "?" in text or _RANKING.search(text)
+            or any(not negated for _, _, negated in find_metrics(text))):
+        return RequestReading(is_ml=False)
+    candidates = score_targets(text, columns)
+    time_ordered = bool(_TIME.search(text)) and any(c.datetime or c.name.lower() == "date"
+                                                    for c in columns)
+    target, question = _choose(candidates, columns)
+    reading = RequestReading(is_ml=True, candidates=candidates[:5], time_ordered=time_ordered,
+                             question=question)
+    if target is None:
+        return reading
+    return complete_reading(text, columns, reading, target)
+
+
+def complete_reading(text: str, columns: list[ColumnSummary], reading: RequestReading,
+                     target: str) -> RequestReading:
+    """``reading`` with ``target`` settled: kind, metric and positive class follow from it."""
+    col = next(c for c in columns if c.name == target)
+    kind = decide_kind(text, col)
+    metric, named = decide_metric(text, kind)
+    positive = decide_positive_class(text, col) if kind == "binary" else None
+    if kind == "binary" and positive is None and metric in ("roc_auc", "f1", "precision", "recall"):
+        positive = _mentioned_first(text, col) or _yes_value(col) or minority_class(col)
+    return reading.model_copy(update={"target": target, "task_type": kind, "metric": metric,
+                                      "metric_named": named, "positive_class": positive,
+                                      "question": None})
+
+
+def prompt_columns(columns: list[str] | list[ColumnSummary], max_chars: int = 4000) -> list[str]:
+    """Column names for a prompt, bounded: a wide table keeps its first and last names."""
+    names = [c.name if isinstance(c, ColumnSummary) else str(c) for c in columns]
+    names = [n[:40] for n in names]
+    if sum(len(n) + 3 for n in names) <= max_chars:
+        return names
+    keep: list[str] = []
+    for head, tail in zip(names, reversed(names), strict=True):
+        if sum(len(n) + 3 for n in keep) + len(head) + len(tail) + 6 > max_chars - 40:
+            break
+        keep = keep[: len(keep) // 2] + [head, tail] + keep[len(keep) // 2:]
+    half = len(keep) // 2
+    return keep[:half] + [f"... {len(names) - len(keep)} more columns ..."] + keep[half:]
+
+
+_CONVENTIONAL = re.compile(r"^(target|label|labels|class|y|outcome|response)$", re.IGNORECASE)
+
+
+def _choose(candidates: list[Candidate], columns: list[ColumnSummary]) -> tuple[str | None, str | None]:
+    alone = len(candidates) == 1 or (len(candidates) > 1 and candidates[1].score <= 0.5)
+    if candidates and (candidates[0].score >= 2.0 or (alone and candidates[0].score >= 1.5)):
+        best = candidates[0]
+        if len(candidates) < 2 or best.score - candidates[1].score >= _CLOSE:
+            return best.column, None
+        return None, ask_which([best.column, candidates[1].column])
+    names = {c.name.lower() for c in columns}
+    conventional = [c.name for c in columns if _CONVENTIONAL.match(c.name) and c.n_unique >= 2
+                    and not (c.name.lower() == "y" and {"x", "z"} & names)]
+    if len(conventional) == 1:
+        return conventional[0], None
+    names = [c.column for c in candidates[:3]] or [c.name for c in columns[-3:]]
+    return None, ask_which(names)
+
+
+def ask_which(names: list[str]) -> str:
+    """The one-line question that names the candidates and how to choose."""
+    listed = " or ".join(f"'{n}'" for n in names)
+    return (f"which column should be predicted: {listed}? name it in the task, "
+            f"e.g. 'predict {names[0]}'")
+
+
+def _mentioned_first(text: str, col: ColumnSummary) -> str | None:
+    values = _mentioned_values(text, col)
+    if not values:
+        return None
+    return min(values, key=lambda v: text.lower().find(v.lower()))
+
+
+def _yes_value(col: ColumnSummary) -> str | None:
+    return next((v for v in col.values if v.lower() in _YES_LIKE), None)
