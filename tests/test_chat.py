@@ -61,8 +61,7 @@ CONVERSATION = [
     ("Intent", {"kind": "task", "column": "left"}),
     ("Intent", {"kind": "correct"}),
     ("RequestDraft", {"is_ml": True, "metric": "recall"}),
-    ("Intent", {"kind": "run"}),
-    ("RequestDraft", {"is_ml": True, "target": "left", "metric": "recall", "positive_class": "1"}),
+    ("Intent", {"kind": "run"}),  # a run reads the settled request by the rules: no call
     ("PlansDraft", {"plans": [{"families": [{"name": "random_forest", "share": 1,
                                              "reason": "robust"}],
                                "rationale": "a small table suits a forest"}]}),
