@@ -112,9 +112,10 @@ def test_warm_start_puts_past_winners_first() -> None:
     space = get_model("knn").space("multiclass")
     past = [{"n_neighbors": 7, "weights": "distance", "p": 1}, {"bogus": 1}]
     configs = warm_start("knn", space, _task(iris), iris, None, past=past).value
-    assert configs[0] == {"n_neighbors": 7, "weights": "distance", "p": 1}
-    assert configs[1:] == [c for c in get_model("knn").strong_defaults("multiclass")
-                           if c != configs[0]]
+    assert configs[0] == get_model("knn").defaults("multiclass")  # the user's first try
+    assert configs[1] == {"n_neighbors": 7, "weights": "distance", "p": 1}
+    assert configs[2:] == [c for c in get_model("knn").strong_defaults("multiclass")
+                           if c not in configs[:2]]
 
 
 def test_a_second_run_retrieves_the_first_and_starts_from_its_winner(tmp_path) -> None:
