@@ -60,6 +60,8 @@ APPLY_SHARE = 0.6
 # How much a similar past run's winning family gains, times the runs' similarity.
 PAST_WINNER_BOOST = 2.0
 MIN_RUN_SIMILARITY = 0.5
+# The family whose scikit-learn defaults every run evaluates, in its first plan.
+BASELINE = "random_forest"
 
 
 def eligible_families(task: TaskSpec, profile: DataProfile, cuda: bool = False) -> list[str]:
@@ -99,6 +101,21 @@ def family_weights(eligible: list[str], retrieved: Retrieved) -> dict[str, tuple
             weight, cites = out[winner]
             out[winner] = (weight + PAST_WINNER_BOOST * past.similarity, cites + [past.run.run_id])
     return out
+
+
+def with_baseline(plan: Plan, eligible: list[str]) -> Plan:
+    """The plan with a default random forest run first when it is eligible and missing, so
+    no run ends below the model a user would have tried first; it takes one trial from the
+    plan's largest family."""
+    if BASELINE not in eligible or BASELINE in plan.trials:
+        return plan
+    trials = {BASELINE: 1, **plan.trials}
+    largest = max(plan.trials, key=plan.trials.__getitem__)
+    if trials[largest] > 1:
+        trials[largest] -= 1
+    family = FamilyPlan(name=BASELINE, share=min(f.share for f in plan.families),
+                        reason="scikit-learn's default forest, always evaluated as the baseline")
+    return plan.model_copy(update={"families": [family, *plan.families], "trials": trials})
 
 
 def applied_cards(retrieved: Retrieved) -> list[ScoredCard]:
@@ -241,6 +258,8 @@ def plans_rules(task: TaskSpec, profile: DataProfile, cuda: bool = False,
         plan = _build(f"{prefix}-{len(plans) + 1}", families, {**steps, **base_steps(task, profile)},
                       f"{why}; weighted by the cards retrieved for '{retrieved.query}'", "rules",
                       cites, cap)
+        if not plans:
+            plan = with_baseline(plan, eligible)
         if not any(_same(plan, p) for p in plans):
             plans.append(plan)
         if len(plans) == k:
@@ -300,6 +319,8 @@ def _accept_plans(draft: PlansDraft, eligible: list[str], task: TaskSpec, profil
         plan = _build(f"{prefix}-{len(plans) + 1}", families, steps,
                       one.rationale or "written by the LLM planner", "llm",
                       _unique([c for c in one.cites if c in known]), capacity)
+        if not plans:
+            plan = with_baseline(plan, eligible)
         if not any(_same(plan, p) for p in plans) and len(plans) < k:
             plans.append(plan)
     if not plans:

@@ -177,7 +177,7 @@ def test_model_agent_caps_knn_neighbours_by_rows() -> None:
     assert space["n_neighbors"].high <= 15
 
 
-def test_warm_start_repairs_llm_configs_and_keeps_the_strong_defaults_first(scripted) -> None:
+def test_warm_start_repairs_llm_configs_and_keeps_the_defaults_first(scripted) -> None:
     profile = profile_table(load_table("sklearn:iris"), "species")
     space = get_model("linear").space("multiclass")
     strong = get_model("linear").strong_defaults("multiclass")
@@ -186,7 +186,9 @@ def test_warm_start_repairs_llm_configs_and_keeps_the_strong_defaults_first(scri
     configs = warm_start("linear", space, _task(), profile, llm, n=3).value
     proposed = [{"C": 1000.0, "class_weight": strong[0]["class_weight"]},
                 {"C": 1.0, "class_weight": None}, {"C": 0.01, "class_weight": "balanced"}]
-    assert configs == strong + [c for c in proposed if c not in strong]
+    start = [get_model("linear").defaults("multiclass")]
+    start += [c for c in strong if c not in start]
+    assert configs == start + [c for c in proposed if c not in start]
 
 
 def test_next_family_spreads_trials_by_share() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from hyperpilot.agents.planner import make_plans
@@ -15,8 +17,8 @@ from hyperpilot.tools.data import load_table, profile_table
 from hyperpilot.tools.errors import DataError
 from hyperpilot.tools.experience import Experience, ExperienceStore, FamilyResult, meta_features
 from hyperpilot.tools.knowledge import BM25, parse_card, shipped_cards, user_cards
-from hyperpilot.tools.retrieval import retrieve
-from hyperpilot.tools.types import Budget, TaskSpec
+from hyperpilot.tools.retrieval import retrieve, situation_query
+from hyperpilot.tools.types import Budget, Constraints, TaskSpec
 from hyperpilot.tools.zoo import ZOO, get_model
 
 
@@ -112,9 +114,10 @@ def test_warm_start_puts_past_winners_first() -> None:
     space = get_model("knn").space("multiclass")
     past = [{"n_neighbors": 7, "weights": "distance", "p": 1}, {"bogus": 1}]
     configs = warm_start("knn", space, _task(iris), iris, None, past=past).value
-    assert configs[0] == {"n_neighbors": 7, "weights": "distance", "p": 1}
-    assert configs[1:] == [c for c in get_model("knn").strong_defaults("multiclass")
-                           if c != configs[0]]
+    assert configs[0] == get_model("knn").defaults("multiclass")  # the user's first try
+    assert configs[1] == {"n_neighbors": 7, "weights": "distance", "p": 1}
+    assert configs[2:] == [c for c in get_model("knn").strong_defaults("multiclass")
+                           if c not in configs[:2]]
 
 
 def test_a_second_run_retrieves_the_first_and_starts_from_its_winner(tmp_path) -> None:
@@ -129,8 +132,8 @@ def test_a_second_run_retrieves_the_first_and_starts_from_its_winner(tmp_path) -
     assert result["run_id"] == second["run_id"] != first["run_id"]
     assert first["run_id"] in result["plans"][0]["cites"]
     winner = first["best"]
-    opening = next(t for t in second["trials"] if t["model"] == winner["model"])
-    assert opening["config"] == winner["config"]
+    opening = [t["config"] for t in second["trials"] if t["model"] == winner["model"]][:2]
+    assert winner["config"] in opening  # right after the family's own defaults
     assert first["run_id"] in (tmp_path / "b" / "report.md").read_text()
 
 
@@ -139,3 +142,22 @@ def test_no_experience_reads_and_writes_nothing(tmp_path) -> None:
                      RunOptions(llm="none", trials=2, experience=None))
     assert state["retrieved"]["runs"] == []
     assert not list(tmp_path.rglob("experience.sqlite"))
+
+
+def test_lightgbm_has_its_own_card_and_a_share_of_the_situation_cards() -> None:
+    cards = shipped_cards()
+    iris = profile_table(load_table("sklearn:iris"), "species")
+    retrieved = retrieve(_task(iris), iris, cards, None)
+    assert retrieved.family_cards["lightgbm"].id == "model-lightgbm"
+    large = next(c for c in cards if c.id == "situation-large-data")
+    assert large.families["lightgbm"] == large.families["hist_gb"] > 0
+
+
+def test_a_feature_limit_is_the_width_the_situation_sees() -> None:
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 80)),
+                         columns=[f"x{i}" for i in range(80)]).assign(y=["a", "b"] * 100)
+    profile = profile_table(frame, "y")
+    wide = _task(profile)
+    limited = wide.model_copy(update={"constraints": Constraints(max_features=8)})
+    assert "wide data" in situation_query(wide, profile)
+    assert "wide data" not in situation_query(limited, profile)

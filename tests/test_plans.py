@@ -72,10 +72,34 @@ def test_llm_plans_are_checked_and_topped_up_by_rules(scripted) -> None:
     decision = make_plans(_task(), profile, llm, k=3)
     plans = decision.value
     assert decision.source == "llm" and len(plans) == 3
-    assert plans[0].trials == {"svm": plan_capacity(30, 3)}
+    # the default forest rides along in the first plan, whatever the LLM chose
+    assert plans[0].trials == {"random_forest": 1, "svm": plan_capacity(30, 3) - 1}
     assert plans[0].steps == {"numeric": "quantile"} and plans[0].sources == []
     assert {p.source for p in plans[1:]} == {"rules"}
     assert [p.id for p in plans] == ["plan-1", "plan-2", "plan-3"]
+
+
+def test_the_first_plan_always_holds_the_default_forest_unless_a_constraint_rules_it_out() -> None:
+    profile = profile_table(load_table("sklearn:wine"), "cultivar")
+    for plan in [plans_rules(_task(), profile, k=3)[0],
+                 plans_rules(_task(), profile, k=3, excluded=("svm", "linear", "knn"))[0]]:
+        assert "random_forest" in plan.trials and sum(plan.trials.values()) == plan_capacity(30, 3)
+    assert all("random_forest" not in p.trials
+               for p in plans_rules(_task(interpretable=True), profile, k=3))
+    assert all("random_forest" not in p.trials
+               for p in plans_rules(_task(), profile, k=3, excluded=("random_forest",)))
+
+
+def test_boosting_leads_the_plan_on_large_categorical_data() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=60_000), "b": rng.choice(list("xyzw"), 60_000),
+                          "c": rng.choice(list("pq"), 60_000)})
+    frame["y"] = np.where(frame["a"] > 0, "up", "down")
+    profile = profile_table(frame, "y")
+    task = _task().model_copy(update={"target": "y", "task_type": "binary"})
+    first = plans_rules(task, profile, k=3)[0]
+    assert {"lightgbm", "hist_gb"} <= set(first.trials)
+    assert first.trials["lightgbm"] >= max(v for n, v in first.trials.items() if n != "lightgbm")
 
 
 def test_three_plans_run_side_by_side_and_the_best_gets_more(tmp_path: Path) -> None:

@@ -240,6 +240,6 @@ def test_ordinal_categoricals_are_one_column_of_codes_with_unseen_as_minus_one()
 def test_data_steps_describe_themselves_in_one_line() -> None:
     assert DataSteps().describe() == "all features; standardised numeric; one-hot categoricals"
     assert DataSteps(max_features=10, numeric="quantile").describe() == (
-        "top 10 features by mutual information; quantile-normal numeric; one-hot categoricals")
+        "top 10 features by forest importance; quantile-normal numeric; one-hot categoricals")
     with pytest.raises(ValueError):
         DataSteps(max_features=0)

@@ -69,10 +69,21 @@ def test_past_winners_come_first_then_strong_defaults() -> None:
     farther = {"C": 0.01}  # an old record's single best config, class_weight filled in
     starts = warm_start("linear", space, _task(), _profile(), None,
                         past=[nearest, farther], max_past=4).value
-    assert starts[:3] == nearest[:3]  # at most three from one run
-    assert starts[3]["C"] == pytest.approx(0.01) and "class_weight" in starts[3]
-    tail = [c for c in strong if space.key(c) not in {space.key(s) for s in starts[:4]}]
-    assert starts[4:] == tail
+    assert starts[0] == get_model("linear").defaults("multiclass")  # the user's first try
+    assert starts[1:4] == nearest[:3]  # at most three from one run
+    assert starts[4]["C"] == pytest.approx(0.01) and "class_weight" in starts[4]
+    tail = [c for c in strong if space.key(c) not in {space.key(s) for s in starts[:5]}]
+    assert starts[5:] == tail
+
+
+@pytest.mark.parametrize("family", sorted(ZOO))
+def test_every_family_starts_from_its_own_defaults(family: str) -> None:
+    entry = get_model(family)
+    for task_type in entry.task_types:
+        space = entry.space(task_type)
+        starts = warm_start(family, space, _task(task_type), _profile(), None).value
+        assert starts[0] == entry.defaults(task_type)
+        assert len({space.key(c) for c in starts}) == len(starts)
 
 
 def test_configs_that_no_longer_fit_are_dropped_and_none_repeats() -> None:
@@ -80,7 +91,8 @@ def test_configs_that_no_longer_fit_are_dropped_and_none_repeats() -> None:
     strong = get_model("knn").strong_defaults("regression")
     starts = warm_start("knn", space, _task("regression"), _profile(), None,
                         past=[[{"n_neighbors": 3, "algorithm": "kd_tree"}, strong[0]]]).value
-    assert starts[0] == strong[0] and starts[1:] == strong[1:]
+    assert starts[0] == get_model("knn").defaults("regression")
+    assert starts[1] == strong[0] and starts[2:] == [c for c in strong[1:] if c != starts[0]]
 
 
 def test_top_configs_rank_distinct_complete_trials_by_direction() -> None:
@@ -141,4 +153,4 @@ def test_a_second_run_starts_from_the_first_runs_top_configs(tmp_path: Path) -> 
     assert second["retrieved"]["runs"][0]["run_id"] == first["run_id"]
     for family in second["plan"]["trials"]:
         if family in record.families:
-            assert second["warm"][family][0] == record.families[family].best_config
+            assert record.families[family].best_config in second["warm"][family][:2]

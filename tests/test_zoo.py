@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import pytest
+from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import (
@@ -118,7 +119,8 @@ def test_unknown_model_names_the_choices() -> None:
 
 
 def test_models_for_each_task() -> None:
-    expected = {"linear", "random_forest", "extra_trees", "hist_gb", "svm", "knn", "torch_mlp"}
+    expected = {"linear", "random_forest", "extra_trees", "hist_gb", "lightgbm", "svm", "knn",
+                "torch_mlp"}
     for task in ("binary", "multiclass", "regression"):
         assert set(models_for(task)) == expected
 
@@ -128,3 +130,26 @@ def test_every_entry_describes_itself() -> None:
         assert entry.summary and "\n" not in entry.summary
         assert entry.cost in ("low", "medium", "high")
         assert entry.max_rows is None or entry.max_rows > 1000
+
+
+@pytest.mark.parametrize(("task", "cls"), [("binary", LGBMClassifier), ("regression", LGBMRegressor)])
+def test_lightgbm_defaults_are_lightgbms_own(task: TaskType, cls: type) -> None:
+    built = get_model("lightgbm").build(task, {}, seed=0)
+    ours, theirs = built.get_params(), cls().get_params()
+    for name in ("n_estimators", "num_leaves", "learning_rate", "min_child_samples",
+                 "subsample", "colsample_bytree", "subsample_freq", "class_weight"):
+        assert ours[name] == theirs[name], name
+    assert ours["reg_alpha"] <= 1e-4 and ours["reg_lambda"] <= 1e-4
+    assert ours["n_jobs"] == 1 and ours["verbose"] == -1
+
+
+def test_lightgbm_is_deterministic_and_samples_rows_when_asked() -> None:
+    X, y, profile = make_data("binary")
+    config = {"subsample": 0.7, "colsample_bytree": 0.5, "n_estimators": 30,
+              "min_child_samples": 3, "class_weight": "balanced"}
+    fits = [build_pipeline(profile, get_model("lightgbm").build("binary", config, seed=3))
+            .fit(X, y) for _ in range(2)]
+    assert fits[0].named_steps["model"].get_params()["subsample_freq"] == 1
+    first, second = (f.predict_proba(X) for f in fits)
+    np.testing.assert_array_equal(first, second)
+    assert (fits[0].predict(X) == y).mean() > 0.8

@@ -62,7 +62,8 @@ def situation_query(task: TaskSpec, profile: DataProfile) -> str:
         profile: the data profile.
     """
     words: list[str] = []
-    n_features = max(len(profile.features), 1)
+    # A feature limit the task states is the width the models will see.
+    n_features = max(min(len(profile.features), task.constraints.max_features or 10**9), 1)
     if profile.n_rows < SMALL_ROWS:
         words.append("small data few rows")
     elif profile.n_rows > LARGE_ROWS:

@@ -146,7 +146,7 @@ def best_trial(trials: Sequence[TrialRecord], direction: Direction | str) -> Tri
 class DataSteps(BaseModel):
     """The preprocessing a plan chooses; the defaults are the plain pipeline.
 
-    ``max_features`` keeps the k raw input columns with the most mutual information with
+    ``max_features`` keeps the k raw input columns with the highest forest importance for
     the target (fitted inside the pipeline, so cross-validation stays honest);
     ``numeric="quantile"`` maps numeric columns to a normal shape instead of standardising
     them (only for families that scale); ``categorical="ordinal"`` codes categories as
@@ -158,9 +158,9 @@ class DataSteps(BaseModel):
     categorical: Literal["onehot", "ordinal"] = "onehot"
 
     def describe(self) -> str:
-        """One line for a report, e.g. "top 10 features by mutual information; ..."."""
+        """One line for a report, e.g. "top 10 features by forest importance; ..."."""
         parts = ["all features" if self.max_features is None
-                 else f"top {self.max_features} features by mutual information"]
+                 else f"top {self.max_features} features by forest importance"]
         parts.append("quantile-normal numeric" if self.numeric == "quantile"
                      else "standardised numeric")
         parts.append("ordinal categoricals" if self.categorical == "ordinal"

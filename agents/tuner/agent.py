@@ -101,16 +101,18 @@ def family_searches(families: Sequence[str], task: TaskSpec, profile: DataProfil
 def warm_start(family: str, space: SearchSpace, task: TaskSpec, profile: DataProfile,
                llm: object | None, n: int = 2, past: Sequence[Config | list[Config]] | None = None,
                *, per_run: int = 3, max_past: int = 3) -> Decision[list[Config]]:
-    """Starting configurations: winners of similar past runs first, then the zoo's shipped
-    strong-defaults portfolio, then up to ``n`` of the LLM's proposals.
+    """Starting configurations: the family's own defaults first (so a run is never worse on
+    CV than the default a user would have tried), then winners of similar past runs, then the
+    zoo's shipped strong-defaults portfolio, then up to ``n`` of the LLM's proposals.
 
     ``past`` holds one entry per similar past run, most similar first: that run's best config
     for ``family``, or a list of its best configs, best first (up to ``per_run`` of each are
     used, ``max_past`` in all). Past and LLM configurations are repaired into the space; ones
     that do not fit are dropped, and a config is never tried twice.
     """
-    strong = get_model(family).strong_defaults(task.task_type)
-    planned = _past_then_strong(past or [], strong, space, per_run, max_past)
+    entry = get_model(family)
+    planned = _past_then_strong(past or [], entry.strong_defaults(task.task_type), space, per_run,
+                                max_past, first=entry.defaults(task.task_type))
     inputs = {"n": n, "family": family, "task_type": task.task_type, "n_rows": profile.n_rows,
               "n_numeric": len(profile.numeric_features),
               "n_categorical": len(profile.categorical_features),
@@ -122,7 +124,8 @@ def warm_start(family: str, space: SearchSpace, task: TaskSpec, profile: DataPro
 
 
 def _past_then_strong(past: Sequence[Config | list[Config]], strong: list[Config],
-                      space: SearchSpace, per_run: int, max_past: int) -> list[Config]:
+                      space: SearchSpace, per_run: int, max_past: int,
+                      first: Config | None = None) -> list[Config]:
     fill = space.repair(strong[0])
     runs = [entry if isinstance(entry, list) else [entry] for entry in past]
     out: list[Config] = []
@@ -137,8 +140,10 @@ def _past_then_strong(past: Sequence[Config | list[Config]], strong: list[Config
             seen.add(space.key(config))
             out.append(config)
 
+    if first is not None:
+        add(first)
     for config in [c for run in runs for c in run[:per_run]]:
-        if len(out) < max_past:
+        if len(out) < max_past + (first is not None):
             add(config)
     for config in strong:
         add(config)
