@@ -136,7 +136,9 @@ def test_planner_rules_depend_on_data_size_and_constraints() -> None:
     assert "svm" not in eligible_families(_task(), big)
     decision = make_plans(_task(trials=7), small, None)
     assert decision.source == "rules" and len(decision.value) == 1
-    assert sum(decision.value[0].trials.values()) == 7 and len(decision.value[0].trials) == 2
+    trials = decision.value[0].trials
+    # two planned families, and one trial of the default forest that rides in every first plan
+    assert sum(trials.values()) == 7 and len(trials) == 3 and trials["random_forest"] == 1
 
 
 def test_allocation_sums_to_the_budget() -> None:
@@ -150,7 +152,7 @@ def test_llm_plan_keeps_only_eligible_families(scripted) -> None:
                                                 {"name": "linear", "share": 1}],
                                    "rationale": "small"}]}])
     [plan] = make_plans(_task(trials=9), profile, llm).value
-    assert plan.source == "llm" and plan.trials == {"svm": 6, "linear": 3}
+    assert plan.source == "llm" and plan.trials == {"svm": 5, "linear": 3, "random_forest": 1}
     assert plan.rationale == "small"
     llm, _ = scripted([{"plans": [{"families": [{"name": "xgboost"}]}]}])
     decision = make_plans(_task(), profile, llm)
