@@ -106,13 +106,15 @@ def family_weights(eligible: list[str], retrieved: Retrieved) -> dict[str, tuple
 def with_baseline(plan: Plan, eligible: list[str]) -> Plan:
     """The plan with a default random forest run first when it is eligible and missing, so
     no run ends below the model a user would have tried first; it takes one trial from the
-    plan's largest family."""
+    plan's largest family (none when no family has two). Rule-based first plans get it; an
+    LLM's plans are taken as written."""
     if BASELINE not in eligible or BASELINE in plan.trials:
         return plan
-    trials = {BASELINE: 1, **plan.trials}
     largest = max(plan.trials, key=plan.trials.__getitem__)
-    if trials[largest] > 1:
-        trials[largest] -= 1
+    if plan.trials[largest] <= 1:
+        return plan  # no family can spare the trial: the budget is the user's
+    trials = {BASELINE: 1, **plan.trials}
+    trials[largest] -= 1
     family = FamilyPlan(name=BASELINE, share=min(f.share for f in plan.families),
                         reason="scikit-learn's default forest, always evaluated as the baseline")
     return plan.model_copy(update={"families": [family, *plan.families], "trials": trials})
@@ -319,8 +321,6 @@ def _accept_plans(draft: PlansDraft, eligible: list[str], task: TaskSpec, profil
         plan = _build(f"{prefix}-{len(plans) + 1}", families, steps,
                       one.rationale or "written by the LLM planner", "llm",
                       _unique([c for c in one.cites if c in known]), capacity)
-        if not plans:
-            plan = with_baseline(plan, eligible)
         if not any(_same(plan, p) for p in plans) and len(plans) < k:
             plans.append(plan)
     if not plans:

@@ -152,7 +152,7 @@ def test_llm_plan_keeps_only_eligible_families(scripted) -> None:
                                                 {"name": "linear", "share": 1}],
                                    "rationale": "small"}]}])
     [plan] = make_plans(_task(trials=9), profile, llm).value
-    assert plan.source == "llm" and plan.trials == {"svm": 5, "linear": 3, "random_forest": 1}
+    assert plan.source == "llm" and plan.trials == {"svm": 6, "linear": 3}
     assert plan.rationale == "small"
     llm, _ = scripted([{"plans": [{"families": [{"name": "xgboost"}]}]}])
     decision = make_plans(_task(), profile, llm)

@@ -72,8 +72,8 @@ def test_llm_plans_are_checked_and_topped_up_by_rules(scripted) -> None:
     decision = make_plans(_task(), profile, llm, k=3)
     plans = decision.value
     assert decision.source == "llm" and len(plans) == 3
-    # the default forest rides along in the first plan, whatever the LLM chose
-    assert plans[0].trials == {"random_forest": 1, "svm": plan_capacity(30, 3) - 1}
+    # the LLM's plan is taken as written; the forest rides in rule-based first plans
+    assert plans[0].trials == {"svm": plan_capacity(30, 3)}
     assert plans[0].steps == {"numeric": "quantile"} and plans[0].sources == []
     assert {p.source for p in plans[1:]} == {"rules"}
     assert [p.id for p in plans] == ["plan-1", "plan-2", "plan-3"]

@@ -38,6 +38,9 @@ _NUMBER_SPACES = str.maketrans("", "", "\u00a0\u202f")
 _FEW_ACCENTS = 20
 _LATIN_SCRIPT = {"latin_1", "cp1252", "cp1250", "cp1257", "iso8859_15", "iso8859_2",
                  "iso8859_4", "iso8859_10", "iso8859_13", "iso8859_16", "cp775", "cp850"}
+_EAST_ASIAN = {"big5", "big5hkscs", "cp950", "gb2312", "gbk", "gb18030", "hz", "shift_jis",
+               "cp932", "shift_jis_2004", "shift_jisx0213", "euc_jp", "euc_jis_2004",
+               "euc_jisx0213", "euc_kr", "cp949", "johab"}
 # Letters of Western European languages and the symbols their files commonly hold.
 _WESTERN = set("ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝßàáâãäåæçèéêëìíîïñòóôõöøùúûüýÿœŒ"
                "€£¥°±²³µ«»‘’“”–—…·§©®ºª¿¡\u00a0")
@@ -95,7 +98,11 @@ def decode(raw: bytes) -> tuple[str, str]:
     guess = best.encoding if best is not None and best.encoding else "latin_1"
     western = _as_western(raw)
     few = western is not None and sum(ord(c) > 127 for c in western) < _FEW_ACCENTS
-    if western is not None and (few or guess in _LATIN_SCRIPT or guess.startswith("mac")):
+    # Accented Western text also decodes as a double-byte East Asian code page, which the
+    # detector sometimes prefers on short repetitive files; the Western reading wins then.
+    east_asian = guess in _EAST_ASIAN or guess.startswith("iso2022")
+    if western is not None and (few or east_asian or guess in _LATIN_SCRIPT
+                                or guess.startswith("mac")):
         # Western files score alike in every Latin code page, and a handful of accented
         # bytes is too little to tell scripts apart; the Windows Western code page is by far
         # the most common, so it wins whenever it reads the bytes as Western letters.
