@@ -50,6 +50,7 @@ def test_the_tuner_spends_its_llm_budget_and_records_it_per_trial(scripted, tmp_
     assert all("llm_calls" in t["tuner"] for t in lines if t["tuner"].get("phase") == "model")
     assert all(t["tuner"].get("llm_tokens", 0) > 0 for t in lines if t["tuner"].get("llm_calls"))
     result = json.loads((out / "result.json").read_text())
-    assert result["llm"]["calls"] == len(fake.calls) == 3 + BUDGET + 1  # plans, space, warm start; the request is read by rules
+    # plans, space, warm start, the budget, the review; the request is read by the rules
+    assert result["llm"]["calls"] == len(fake.calls) == 3 + BUDGET + 1
     assert {result["verification"][k] for k in ["request", "execution", "implementation"]} \
         == {"pass"}
