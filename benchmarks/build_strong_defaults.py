@@ -15,7 +15,12 @@ noise and class imbalance (never iris, wine, breast_cancer, digits or diabetes).
 Usage (6 minutes on two busy cores; it writes the seconds it took into the file):
 
     python benchmarks/build_strong_defaults.py [--pool 8] [--folds 3] [--size 3] \
-        [--families linear,random_forest,extra_trees,hist_gb,svm,knn] [--out tools/strong_defaults.json]
+        [--families linear,random_forest,extra_trees,hist_gb,lightgbm,svm,knn] \
+        [--out tools/strong_defaults.json] [--merge]
+
+``--merge`` relearns only ``--families`` and keeps the other families of the existing
+``--out`` file; the file then records each family's own command, versions and seconds
+under ``"builds"``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightgbm
 import numpy as np
 import sklearn
 from sklearn.datasets import make_classification, make_friedman1, make_regression
@@ -44,7 +50,7 @@ from hyperpilot.tools.types import Config, TaskType
 from hyperpilot.tools.zoo import get_model
 
 KINDS: dict[str, TaskType] = {"classification": "multiclass", "regression": "regression"}
-FAMILIES = ["linear", "random_forest", "extra_trees", "hist_gb", "svm", "knn"]
+FAMILIES = ["linear", "random_forest", "extra_trees", "hist_gb", "lightgbm", "svm", "knn"]
 
 
 @dataclass(frozen=True)
@@ -178,25 +184,55 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("tools/strong_defaults.json"))
+    parser.add_argument("--merge", action="store_true",
+                        help="relearn only --families, keeping the rest of the --out file")
     args = parser.parse_args()
+    families = args.families.split(",")
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        parser.error(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
     started = time.time()
     tasks = training_tasks()
     # One thread per fit: OpenMP boosting on a busy machine otherwise slows down a hundredfold.
     with threadpool_limits(limits=1):
         table = {family: {kind: learn(family, kind, tasks, args) for kind in KINDS}
-                 for family in args.families.split(",")}
-    document = {
-        "about": "Strong default configs per model family, best first, learned as a greedy "
-                 "portfolio over CV scores normalised per task. Rebuild with the command.",
+                 for family in families}
+    build = {
         "command": "python benchmarks/build_strong_defaults.py " + " ".join(sys.argv[1:]),
-        "versions": f"Python {platform.python_version()}, scikit-learn {sklearn.__version__}, "
-                    f"numpy {np.__version__}",
+        "versions": versions(),
         "seconds": round(time.time() - started, 1),
-        "datasets": [describe(t) for t in tasks],
-        "portfolios": table,
     }
+    document = merged(args.out, table, build, tasks) if args.merge else {
+        "about": ABOUT, **build, "datasets": [describe(t) for t in tasks], "portfolios": table}
     args.out.write_text(json.dumps(document, indent=1) + "\n")
-    print(f"wrote {args.out} in {document['seconds']} s")
+    print(f"wrote {args.out} in {build['seconds']} s")
+
+
+ABOUT = ("Strong default configs per model family, best first, learned as a greedy portfolio "
+         "over CV scores normalised per task. Rebuild with the command.")
+
+
+def versions() -> str:
+    return (f"Python {platform.python_version()}, scikit-learn {sklearn.__version__}, "
+            f"numpy {np.__version__}, lightgbm {lightgbm.__version__}")
+
+
+def merged(path: Path, table: dict[str, Any], build: dict[str, Any],
+           tasks: list[TrainingTask]) -> dict[str, Any]:
+    """The existing table at ``path`` with ``table``'s families replaced, and each family's
+    build recorded; the training tasks must be the ones the file was learned on."""
+    if not path.is_file():
+        sys.exit(f"--merge: {path} does not exist; build the whole table first")
+    document = json.loads(path.read_text())
+    if document.get("datasets") != [describe(t) for t in tasks]:
+        sys.exit(f"--merge: {path} was learned on other training tasks; rebuild it whole")
+    builds = document.setdefault("builds", {})
+    for family in document["portfolios"]:
+        builds.setdefault(family, {k: document[k] for k in ("command", "versions", "seconds")})
+    for family in table:
+        builds[family] = build
+    document["portfolios"] = {**document["portfolios"], **table}
+    return document
 
 
 if __name__ == "__main__":

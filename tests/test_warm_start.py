@@ -43,7 +43,7 @@ def test_the_shipped_table_covers_the_zoo_and_was_learned_off_the_benchmarks() -
     assert document["command"].startswith("python benchmarks/build_strong_defaults.py")
     learned_on = {d["name"] for d in document["datasets"]}
     assert learned_on and not any(name in SCORED_BY_BENCHMARKS for name in learned_on)
-    for family in ["linear", "random_forest", "extra_trees", "hist_gb", "svm", "knn"]:
+    for family in ["linear", "random_forest", "extra_trees", "hist_gb", "lightgbm", "svm", "knn"]:
         for task_type in ["binary", "multiclass", "regression"]:
             configs = get_model(family).strong_defaults(task_type)  # type: ignore[arg-type]
             space = get_model(family).space(task_type)  # type: ignore[arg-type]
@@ -154,3 +154,23 @@ def test_a_second_run_starts_from_the_first_runs_top_configs(tmp_path: Path) -> 
     for family in second["plan"]["trials"]:
         if family in record.families:
             assert record.families[family].best_config in second["warm"][family][:2]
+
+
+def test_merging_one_family_keeps_the_others_and_records_each_build(tmp_path: Path) -> None:
+    builder = _builder()
+    tasks = builder.training_tasks()
+    old = {"about": "x", "command": "python benchmarks/build_strong_defaults.py ",
+           "versions": "v1", "seconds": 10.0, "datasets": [builder.describe(t) for t in tasks],
+           "portfolios": {"knn": {"regression": [{"config": {"n_neighbors": 3}}]},
+                          "lightgbm": {"regression": []}}}
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(old))
+    new = {"lightgbm": {"regression": [{"config": {"num_leaves": 7}}]}}
+    build = {"command": "python benchmarks/build_strong_defaults.py --families lightgbm --merge",
+             "versions": "v2", "seconds": 1.0}
+    document = builder.merged(path, new, build, tasks)
+    assert document["portfolios"]["knn"] == old["portfolios"]["knn"]
+    assert document["portfolios"]["lightgbm"] == new["lightgbm"]
+    assert document["builds"]["knn"]["versions"] == "v1" and document["builds"]["lightgbm"] == build
+    with pytest.raises(SystemExit, match="other training tasks"):
+        builder.merged(path, new, build, tasks[:2])
