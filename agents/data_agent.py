@@ -11,6 +11,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from hyperpilot.agents.request import RequestDraft, match_column
+from hyperpilot.agents.request_reading import prompt_columns
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
 from hyperpilot.tools.data import (
     bundled_target,
@@ -46,7 +47,7 @@ def choose_target(text: str, draft: RequestDraft, frame: pd.DataFrame, source: s
     declared = bundled_target(source)
     if declared is not None:
         return Decision(declared, "dataset", f"the declared target of {source}")
-    inputs = {"text": text, "columns": _column_cards(frame)}
+    inputs = {"text": text, "columns": column_cards(frame)}
     return decide(TARGET_AGENT, inputs, llm,  # type: ignore[arg-type]
                   accept=lambda choice: _known_column(choice.target, columns),
                   rules=lambda: infer_target_rules(frame))
@@ -61,9 +62,28 @@ def _known_column(name: str, columns: list[str]) -> str:
     return matched
 
 
-def _column_cards(frame: pd.DataFrame) -> list[dict[str, object]]:
-    return [{"name": str(c), "kind": column_kind(frame[c]), "n_unique": int(frame[c].nunique()),
-             "examples": [str(v) for v in frame[c].dropna().unique()[:3]]} for c in frame.columns]
+def column_cards(frame: pd.DataFrame, max_chars: int = 1000) -> list[dict[str, object]]:
+    """A card per column for the prompt, bounded: a wide table keeps its first and last
+    columns (``prompt_columns`` chooses them) and one line saying how many were left out;
+    example values are cut to 20 characters, real numbers to 4 significant digits."""
+    by_name = {str(c)[:40]: c for c in frame.columns}
+    cards: list[dict[str, object]] = []
+    for name in prompt_columns([str(c) for c in frame.columns], max_chars=max_chars):
+        column = by_name.get(name)
+        if column is None:  # the "... N more columns ..." marker
+            cards.append({"name": name, "omitted": True})
+            continue
+        values = frame[column].dropna().unique()[:3]
+        cards.append({"name": name, "kind": column_kind(frame[column]),
+                      "n_unique": int(frame[column].nunique()),
+                      "examples": [_example(v) for v in values]})
+    return cards
+
+
+def _example(value: object) -> str:
+    if isinstance(value, float | np.floating):
+        return f"{value:.4g}"
+    return str(value)[:20]
 
 
 def conventional_target(frame: pd.DataFrame) -> str | None:

@@ -91,16 +91,23 @@ def _checked(draft: RequestDraft, columns: list[str]) -> RequestDraft:
 
 
 def understand_request(text: str, columns: list[ColumnSummary], llm: object | None = None,
-                       declared: str | None = None) -> Decision[RequestDraft]:
+                       declared: str | None = None,
+                       chosen: str | None = None) -> Decision[RequestDraft]:
     """The reading a run uses: the rules, the LLM asked only where they are unsure.
 
     The LLM may settle only the target, and only with a column of the table; kind, metric
     and positive class then follow from the words and that column's data. When neither can
     tell, the draft carries a question for the user instead of a guess. ``declared`` is the
-    target a bundled data set declares; it answers that question without asking.
+    target a bundled data set declares; it answers that question without asking. ``chosen``
+    is a target the user has settled (a chat's answer to that question): kind, metric and
+    positive class are then read for it.
     """
     reading = read_request(text, columns)
     source, note = "rules", ""
+    if chosen is not None and chosen in [c.name for c in columns]:
+        reading = complete_reading(text, columns, reading.model_copy(update={"is_ml": True}),
+                                   chosen)
+        return Decision(_draft_of(text, reading), "user", f"the target '{chosen}' the user chose")
     named = explicit_target(text)
     if reading.question is not None and named and match_column(named, [c.name for c in columns]) is None:
         # the text names a column the table lacks: say so rather than ask which one

@@ -56,8 +56,7 @@ def replay(path: Path, steps: list[tuple[str, dict]]) -> Path:
 
 
 CONVERSATION = [
-    ("Intent", {"kind": "task"}),
-    ("RequestDraft", {"is_ml": True}),
+    ("Intent", {"kind": "task"}),  # the request is read by the rules, as a run reads it
     ("Intent", {"kind": "task", "column": "left"}),
     ("Intent", {"kind": "correct"}),
     ("RequestDraft", {"is_ml": True, "metric": "recall"}),
@@ -83,9 +82,9 @@ def test_a_conversation_from_a_vague_request_to_saved_predictions(tmp_path: Path
     child = spawn(tmp_path, "--data", "customers.csv", "--llm", f"replay:{script}",
                   "--trials", "3", "--session", "s1")
     asked = say(child, "I have customer data, can you build a model for it?")
-    assert "Which column should I predict?" in asked and "region, left" in asked
+    assert "Which column should be predicted" in asked and "region, left" in asked
     spec = say(child, "the one called left")
-    assert "target left (binary)" in spec and "metric f1_macro (maximize), positive class 1" in spec
+    assert "target left (binary)" in spec and "metric roc_auc (maximize), positive class 1" in spec
     corrected = say(child, "no, optimise recall for the positive class")
     assert "metric recall (maximize), positive class 1" in corrected
     ran = say(child, "looks good, go")
@@ -175,3 +174,26 @@ def test_bad_data_for_chat_is_one_line_and_exit_2(tmp_path: Path) -> None:
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().endswith("data file not found: nope.csv")
+
+
+def test_two_columns_that_fit_the_words_equally_are_asked_about_not_guessed(tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    from rich.console import Console
+
+    from hyperpilot.pipelines.chat.chat import Chat
+    from hyperpilot.pipelines.chat.session import SessionStore
+
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"sale_price": rng.normal(size=80), "list_price": rng.normal(size=80),
+                  "rooms": rng.integers(1, 5, 80)}).to_csv(tmp_path / "homes.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    console = Console(record=True, width=200)
+    chat = Chat(SessionStore(tmp_path / "runs", "ask"), None, console)
+    chat.handle("/data homes.csv")
+    chat.handle("predict the price, mean absolute error please")
+    asked = console.export_text()
+    assert "'sale_price' or 'list_price'" in asked and "The task I will run" not in asked
+    assert chat.store.state["asking"] == "target" and "target" not in chat.store.state
+    chat.handle("sale_price")
+    spec = console.export_text()
+    assert "sale_price (regression)" in spec and "mae (minimize)" in spec

@@ -30,3 +30,21 @@ def test_two_close_candidates_give_a_question_not_a_guess() -> None:
     draft = understand_request("predict the price", PRICES).value
     assert draft.target is None and "sale_price" in draft.question and "predict" in draft.question
     assert understand_request("predict the sale price", PRICES).value.target == "sale_price"
+
+
+def test_the_data_prompt_of_a_very_wide_table_stays_bounded() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from hyperpilot.agents.data_agent import column_cards
+    from hyperpilot.prompts import render
+
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame(rng.normal(size=(20, 3000)), columns=[f"gene_{i:04d}" for i in range(3000)])
+    wide["diagnosis"] = ["a very long free-text value that goes on and on"] * 20
+    prompt = render("data.j2", text="predict diagnosis", columns=column_cards(wide))
+    assert len(prompt) < 12_000 and "more columns" in prompt
+    assert "gene_0000" in prompt and "diagnosis" in prompt  # first and last kept
+    assert "a very long free-text value that goes on" not in prompt  # values cut
+    narrow = column_cards(wide.iloc[:, :5])
+    assert [c["name"] for c in narrow] == list(wide.columns[:5])

@@ -18,16 +18,18 @@ from rich.table import Table
 
 from hyperpilot.agents.explain import explain, explain_rules
 from hyperpilot.agents.intent import Intent, find_family, route
-from hyperpilot.agents.request import parse_request
+from hyperpilot.agents.request import RequestDraft, parse_request, understand_request
+from hyperpilot.agents.request_reading import summarise_table
 from hyperpilot.pipelines.chat.records import run_facts
 from hyperpilot.pipelines.chat.session import SessionStore
 from hyperpilot.pipelines.chat.spec import preview, run_text, settled, spec_lines, target_of
 from hyperpilot.pipelines.continue_run import checkpointed_trials, continue_run
 from hyperpilot.pipelines.folder import RunFolder
+from hyperpilot.pipelines.graph.intake import ASK_LLM_WHEN_UNSURE
 from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import predict, run_task
 from hyperpilot.tools.artifacts import write_text
-from hyperpilot.tools.data import load_table
+from hyperpilot.tools.data import bundled_target, load_table
 from hyperpilot.tools.errors import HyperpilotError
 
 HELP = """\
@@ -139,15 +141,26 @@ class Chat:
         if "data" not in state:
             self.say("Which data should I use? Say /data FILE.csv (or sklearn:NAME).")
             return
-        update: dict[str, Any] = {"asking": ""}
-        if column is not None:
-            update["target"] = column
-        else:
-            whole = f"{state.get('text', '')} {text}".strip()
-            draft = parse_request(whole, self._columns(), self.llm).value
-            update |= {"text": whole, **settled(draft)}
+        whole = state.get("text", "") if column is not None else \
+            f"{state.get('text', '')} {text}".strip()
+        draft = self._understand(whole, column)
+        update: dict[str, Any] = {"asking": "", "text": whole, **settled(draft)}
+        if draft.question is not None and draft.is_ml:
+            # Two columns fit the words about equally: ask, as `hyperpilot run` exits 2 to.
+            self.store.save(update | {"asking": "target"})
+            self.say(f"{draft.question[0].upper()}{draft.question[1:]}. "
+                     f"The columns are: {', '.join(self._columns())}.")
+            return
         self.store.save(update)
         self.show_spec()
+
+    def _understand(self, text: str, column: str | None) -> RequestDraft:
+        """The reading a run would make of ``text`` (with ``column`` as the target when the
+        person named it), so the chat and ``hyperpilot run`` settle the same task."""
+        llm = self.llm if ASK_LLM_WHEN_UNSURE else None
+        return understand_request(text, summarise_table(self.frame()), llm,
+                                  declared=bundled_target(self.store.state["data"]),
+                                  chosen=column).value
 
     def correct(self, text: str, column: str | None = None) -> None:
         draft = parse_request(text, self._columns(), self.llm).value
