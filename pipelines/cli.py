@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-halving", action="store_true",
                      help="run every fold of every trial (default: a trial clearly losing to "
                           "its family's earlier ones after 1-2 folds stops there, as PRUNED)")
+    run.add_argument("--no-refit-all", action="store_true",
+                     help="ship the model fitted on the training rows only (default: once the "
+                          "holdout has scored it, it is refit on every row, holdout included)")
     chat = commands.add_parser("chat", help="a conversation: describe, run, ask, refine, predict")
     chat.add_argument("--data", default=None, help="CSV or Parquet file, or sklearn:NAME")
     chat.add_argument("--session", default=None,
@@ -172,6 +175,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
                               "revisions", "knowledge") if getattr(args, name) is not None}
     if args.no_halving:
         given["halving"] = False
+    if args.no_refit_all:
+        given["refit_all"] = False
     if args.no_experience:
         given["experience"] = None
     elif args.experience is not None:
@@ -214,7 +219,7 @@ def _run_file(args: argparse.Namespace) -> int:
     given = [flag(name) for name in ("data", "out", "llm", "time_limit", "trials", "seed",
                                      "llm_budget", "plans", "revisions", "experience", "knowledge")
              if getattr(args, name) is not None]
-    given += [f"--{name}" for name in ("no-halving", "no-experience")
+    given += [f"--{name}" for name in ("no-halving", "no-experience", "no-refit-all")
               if getattr(args, name.replace("-", "_"))]
     if given:
         raise HyperpilotError(f"with --file, set {', '.join(given)} in the file "

@@ -39,6 +39,8 @@ class RunOptions(BaseModel):
     plans: int = Field(3, ge=1, description="plans run side by side")
     revisions: int = Field(2, ge=0, description="times verification may send the run back")
     halving: bool = Field(True, description="stop a clearly losing trial after 1-2 folds")
+    refit_all: bool = Field(True, description="once the holdout has scored the model, refit "
+                            "the shipped model on every row, holdout included, when time allows")
     experience: Path | None = Field(default_factory=default_store_path,
                                     description="the store of past runs; None for none")
     knowledge: Path | None = Field(None, description="a folder of the user's own notes")

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -88,9 +89,9 @@ def run_context(folder: RunFolder, frame: pd.DataFrame, options: RunOptions,
         described = f"{type(llm).__name__} given by the caller"
     ctx = RunContext(frame=frame, folder=folder, options=options, llm=llm, progress=progress,
                      cuda=cuda_available(), cards=cards,
-                     experience=experience_store(options.experience),
-                     worker_threads=threads_for(len(frame)))
+                     experience=experience_store(options.experience))
     ctx.workers = concurrency(ctx)
+    ctx.worker_threads = threads_for(len(frame), ctx.workers)
     return ctx, described
 
 
@@ -125,10 +126,15 @@ def process_started_at() -> float:
         return time.time()
 
 
-def threads_for(n_rows: int) -> int | None:
+def threads_for(n_rows: int, workers: int = 1) -> int | None:
     """Native threads per fit: one on small data, where OpenMP start-up costs more than it
-    saves (a 150-row gradient boosting fit runs ~15x faster on one thread); all on large."""
-    return 1 if n_rows < SMALL_DATA_ROWS else None
+    saves (a 150-row gradient boosting fit runs ~15x faster on one thread); on large data the
+    cores shared out among the ``workers`` training at once (None: all, for one), since
+    OpenMP threads that outnumber the cores spin against each other (LightGBM and
+    HistGradientBoosting then take several times as long)."""
+    if n_rows < SMALL_DATA_ROWS:
+        return 1
+    return None if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
 
 
 def new_run_id() -> str:
@@ -180,6 +186,11 @@ def checkpointed_state(folder: RunFolder) -> dict[str, Any]:
 
 
 def cuda_available() -> bool:
+    """Whether torch sees a CUDA (or ROCm) device. On Linux with no GPU driver loaded the
+    answer is no without importing torch, whose import costs seconds of the run's limit."""
+    if sys.platform.startswith("linux") and not any(
+            Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd")):
+        return False
     try:
         import torch
     except ImportError:

@@ -67,11 +67,34 @@ def test_a_run_ends_with_a_verified_ensemble(tmp_path) -> None:
     holdout = pd.read_parquet(out / "holdout.parquet")
     from sklearn.metrics import log_loss
 
+    # The saved ensemble was refit on the holdout rows too, after they scored it: it must
+    # reproduce its own score on them, and report that it saw every row.
+    shipped = result["shipped"]
+    assert shipped["holdout_included"] and shipped["rows"] == 150
+    proba = model.predict_proba(holdout.drop(columns=["species"]))
+    assert log_loss(holdout["species"], proba, labels=model.classes_) == pytest.approx(
+        shipped["holdout_score"], abs=1e-12)
+    assert shipped["holdout_score"] < result["holdout"]["score"]  # it has seen those rows
+    report = (out / "report.md").read_text()
+    assert "greedy ensemble" in report and "refit on all 150 rows" in report
+    assert len(list((out / "oof").glob("*.npy"))) == state_trials_complete(state)
+
+
+def test_without_refit_all_the_saved_model_is_the_one_the_holdout_scored(tmp_path) -> None:
+    out = tmp_path / "run"
+    state = run_task("predict the species of iris flowers, optimise log loss", "sklearn:iris",
+                     out, RunOptions(llm="none", trials=6, seed=0, refit_all=False))
+    assert state["status"] == "ok"
+    result = json.loads((out / "result.json").read_text())
+    assert result["shipped"] == {"rows": 120, "holdout_included": False,
+                                 "note": "fitted on the training rows only (--no-refit-all)"}
+    model = joblib.load(out / "model.joblib")
+    holdout = pd.read_parquet(out / "holdout.parquet")
+    from sklearn.metrics import log_loss
+
     proba = model.predict_proba(holdout.drop(columns=["species"]))
     assert log_loss(holdout["species"], proba, labels=model.classes_) == pytest.approx(
         result["holdout"]["score"], abs=1e-12)
-    assert "greedy ensemble" in (out / "report.md").read_text()
-    assert len(list((out / "oof").glob("*.npy"))) == state_trials_complete(state)
 
 
 def state_trials_complete(state: dict) -> int:

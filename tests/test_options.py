@@ -34,8 +34,8 @@ def _every_option(tmp_path: Path) -> RunOptions:
     notes.mkdir(exist_ok=True)
     (notes / "iris.md").write_text("Small numeric tables suit linear models.\n")
     options = RunOptions(trials=4, time_limit=600, seed=3, llm="none", llm_budget=2, plans=2,
-                         revisions=1, halving=False, experience=tmp_path / "store.sqlite",
-                         knowledge=notes)
+                         revisions=1, halving=False, refit_all=False,
+                         experience=tmp_path / "store.sqlite", knowledge=notes)
     defaults = RunOptions()
     assert all(getattr(options, f) != getattr(defaults, f) for f in RunOptions.model_fields)
     return options
@@ -45,7 +45,7 @@ def test_every_flag_of_run_becomes_an_option(tmp_path: Path) -> None:
     options = _every_option(tmp_path)
     argv = ["run", TASK, "--data", "sklearn:iris", "--trials", "4", "--time-limit", "600",
             "--seed", "3", "--llm", "none", "--llm-budget", "2", "--plans", "2",
-            "--revisions", "1", "--no-halving", "--experience", str(tmp_path / "store.sqlite"),
+            "--revisions", "1", "--no-halving", "--no-refit-all", "--experience", str(tmp_path / "store.sqlite"),
             "--knowledge", str(tmp_path / "notes")]
     assert run_options(build_parser().parse_args(argv)) == options
     assert run_options(build_parser().parse_args(["run", TASK, "--no-experience"])).experience is None
@@ -79,7 +79,7 @@ def test_a_run_file_takes_every_option(tmp_path: Path) -> None:
     expected = _every_option(tmp_path)
     task = {"task": TASK, "data": "sklearn:iris", "trials": 4, "time_limit": 600, "seed": 3,
             "llm": "none", "llm_budget": 2, "plans": 2, "revisions": 1, "halving": False,
-            "experience": "store.sqlite", "knowledge": "notes"}
+            "refit_all": False, "experience": "store.sqlite", "knowledge": "notes"}
     path = tmp_path / "runs.yaml"
     path.write_text(yaml.safe_dump({"tasks": [task]}))
     [entry], _ = read_run_file(path)

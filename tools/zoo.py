@@ -29,7 +29,6 @@ from sklearn.svm import SVC, SVR
 
 from hyperpilot.tools.errors import TaskSpecError
 from hyperpilot.tools.space import CategoricalDim, FloatDim, IntDim, SearchSpace
-from hyperpilot.tools.torch_mlp import TorchMLPClassifier, TorchMLPRegressor
 from hyperpilot.tools.types import Config, TaskType
 
 Cost = Literal["low", "medium", "high"]
@@ -304,6 +303,9 @@ def _mlp_defaults(classify: bool) -> Config:
 
 
 def _mlp_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> BaseEstimator:
+    # torch is imported here, not with the zoo: its import costs seconds of every run's limit
+    from hyperpilot.tools.torch_mlp import TorchMLPClassifier, TorchMLPRegressor
+
     cls = TorchMLPClassifier if classify else TorchMLPRegressor
     return cls(**config, random_state=seed)
 
@@ -330,7 +332,7 @@ ZOO: Mapping[str, ModelEntry] = MappingProxyType({e.name: e for e in [
                False, None, "medium", _lightgbm_space, _lightgbm_defaults, _lightgbm_build),
     ModelEntry("svm", ALL_TASKS,
                "RBF support vector machine: strong on small, dense, scaled data",
-               True, 20_000, "high", _svm_space, _svm_defaults, _svm_build),
+               True, 10_000, "high", _svm_space, _svm_defaults, _svm_build),
     ModelEntry("knn", ALL_TASKS,
                "k nearest neighbours: simple local model, good on low-dimensional data",
                True, 100_000, "low", _knn_space, _knn_defaults, _knn_build),

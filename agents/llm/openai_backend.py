@@ -1,6 +1,7 @@
 """The transport to any OpenAI-compatible chat server (OpenAI, llama-server, vLLM, Ollama):
 retries, structured-output dialects, token log-probabilities, and the no-network guard.
-This is the only module that imports ``openai``; ``LLM`` in ``client.py`` sits on top of it.
+This is the only module that imports ``openai``, and only when a call is made: a run with
+``--llm none`` never pays the seconds of its import. ``LLM`` in ``client.py`` sits on top of it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import openai
 from tenacity import (
     Retrying,
     before_sleep_log,
@@ -28,6 +28,9 @@ from tenacity.wait import wait_base
 from hyperpilot.agents.llm.transcript import ChatReply, redact
 from hyperpilot.tools.errors import LLMUnavailableError
 
+if TYPE_CHECKING:
+    import openai
+
 logger = logging.getLogger(__name__)
 
 NO_NETWORK_ENV = "HYPERPILOT_NO_NETWORK"
@@ -37,6 +40,8 @@ _STATUS_PREFIX = re.compile(r"^Error code: \d+( - )?")
 
 
 def _is_transient(err: BaseException) -> bool:
+    import openai
+
     if isinstance(err, openai.APIConnectionError | openai.RateLimitError):
         return True  # APITimeoutError is an APIConnectionError
     return isinstance(err, openai.APIStatusError) and err.status_code >= 500
@@ -122,6 +127,8 @@ class OpenAIBackend:
         schema_name: str,
         settings: dict[str, Any],
     ) -> ChatReply:
+        import openai
+
         retrying = Retrying(
             retry=retry_if_exception(_is_transient),
             wait=self.wait,
@@ -154,6 +161,8 @@ class OpenAIBackend:
         schema_name: str,
         settings: dict[str, Any],
     ) -> Any:
+        import openai
+
         create = self._get_client().chat.completions.create
         kwargs: dict[str, Any] = {**settings, "model": self.model, "messages": messages}
         if schema is None:
@@ -185,6 +194,8 @@ class OpenAIBackend:
                 f"{self.name}: no API key; set OPENAI_API_KEY "
                 "(or OPENAI_BASE_URL for a local server)"
             )
+        import openai
+
         with self._lock:
             if self._client is None:
                 self._client = openai.OpenAI(
@@ -197,6 +208,8 @@ class OpenAIBackend:
             return self._client
 
     def _describe(self, err: openai.APIError, attempts: int) -> str:
+        import openai
+
         message = _STATUS_PREFIX.sub("", " ".join(str(err.message).split()))[:200]
         if isinstance(err, openai.APIStatusError):
             line = f"{self.name}: HTTP {err.status_code}: {message}"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from hyperpilot.agents.tuner.agent import TrainingData
 from hyperpilot.agents.verifier import measure, verify
 from hyperpilot.pipelines.graph.final_model import (
+    REFIT_MARGIN,
+    FinalChoice,
     choose_final,
     fit_final,
     fits_feature_limit,
@@ -28,6 +33,7 @@ from hyperpilot.pipelines.graph.state import (
     trials_of,
 )
 from hyperpilot.tools.errors import HyperpilotError
+from hyperpilot.tools.evaluate import score_pipeline
 from hyperpilot.tools.types import TrialRecord, TrialState, best_trial
 
 # A revision starts only while at least this share of --time-limit is left.
@@ -74,12 +80,15 @@ def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[s
     choice = choose_final(trials, best, task, data, ctx.oof, deadline)
     ctx.progress(f"[select] {choice.summary} with CV {task.metric} {choice.cv_score:.4f}; "
                  f"refitting on {len(state['split']['train'])} rows")
+    fit_started = time.time()
     model = fit_final(choice, task, profile, plans, data, ctx.options.seed)
     if not fits_feature_limit(model, task, profile):
         ctx.progress(f"[select] the ensemble's members use more than "
                      f"{task.constraints.max_features} features together; keeping {best.model}")
         choice = single(best, task)
+        fit_started = time.time()
         model = fit_final(choice, task, profile, plans, data, ctx.options.seed)
+    fit_seconds = time.time() - fit_started
     ctx.folder.save_model(model)
     ctx.folder.save_holdout(ctx.holdout_rows(state))
     X_hold, y_hold = ctx.holdout(state)
@@ -87,7 +96,9 @@ def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[s
                        ctx.options.seed)
     ctx.progress(f"[holdout] {task.metric} {measured.holdout_score:.4f} on {len(y_hold)} rows "
                  "never seen in tuning")
+    shipped = refit_every_row(ctx, state, choice, data, X_hold, y_hold, fit_seconds, deadline)
     return {
+        "shipped": shipped,
         "plan": plan.model_dump(),
         "best": {"model": best.model, "config": best.config, "cv_score": best.score,
                  "cv_std": float(np.std(best.fold_scores)) if best.fold_scores else 0.0,
@@ -99,6 +110,37 @@ def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[s
         "deployment": measured.deployment.model_dump(),
         "leak_screen": measured.leak_screen.model_dump(),
     }
+
+
+def refit_every_row(ctx: RunContext, state: RunState, choice: FinalChoice, data: TrainingData,
+                    X_hold: pd.DataFrame, y_hold: pd.Series, fit_seconds: float,
+                    deadline: float | None) -> dict[str, Any]:
+    """Refit the chosen model on the training and holdout rows together and save it over the
+    measured one, once the holdout has scored that one: more rows (in a forecast, the latest
+    ones) for the model that is used, the same pipeline and choices for the scores reported.
+    Kept out with ``--no-refit-all``, or when the refit (the first one's time, scaled to the
+    rows) would pass ``deadline``. Says how many rows the saved model saw, and its own score
+    on the holdout rows (no longer unseen), which the reload check reproduces."""
+    task, profile, plans = task_of(state), profile_of(state), plans_of(state)
+    n_train, n_all = len(data.y), len(data.y) + len(y_hold)
+    kept = {"rows": n_train, "holdout_included": False}
+    if not ctx.options.refit_all:
+        return kept | {"note": "fitted on the training rows only (--no-refit-all)"}
+    expected = REFIT_MARGIN * fit_seconds * n_all / max(n_train, 1)
+    if deadline is not None and time.time() + expected > deadline:
+        note = (f"fitted on the training rows only: refitting on all {n_all} rows "
+                f"(about {expected:.0f} s) would pass the time limit")
+        ctx.progress(f"[select] {note}")
+        return kept | {"note": note}
+    every = dataclasses.replace(data, X=pd.concat([data.X, X_hold]),
+                                y=pd.concat([data.y, y_hold]))
+    model = fit_final(choice, task, profile, plans, every, ctx.options.seed)
+    ctx.folder.save_model(model)
+    score = score_pipeline(model, X_hold, y_hold, task.metric, task.positive_class)
+    ctx.progress(f"[select] refit on all {n_all} rows, holdout included, for the saved model")
+    return {"rows": n_all, "holdout_included": True, "holdout_score": score,
+            "note": f"refit on all {n_all} rows (training and holdout) after the holdout "
+                    "scored the model fitted on the training rows"}
 
 
 def verify_node(state: RunState, ctx: RunContext) -> dict[str, Any]:

@@ -86,6 +86,7 @@ def result_document(state: RunState, ctx: RunContext) -> dict[str, Any]:
             "reasons": {n: checks[n]["reasons"] for n in names if n in checks},
             "concerns": checks.get("review", {}).get("concerns", []),
         },
+        "shipped": state.get("shipped"),
         "trials": len(state.get("trials", [])),
         "stop_reason": state.get("stop_reason", ""),
         "plan": state.get("plan"),
@@ -304,9 +305,17 @@ def _winner(state: RunState, board: pd.DataFrame) -> str:
             f"the best mean cross-validated {metric}: {best['cv_score']:.4f} "
             f"(± {best['cv_std']:.4f} across folds).{runner_up} "
             f"{describe_final(final_model(best), metric)} It was refit on all "
-            f"{len(state['split']['train'])} training rows.\n\n"
+            f"{len(state['split']['train'])} training rows.{_shipped(state)}\n\n"
             f"## Holdout\n\n{metric} on {hold['rows']} holdout rows: **{hold['score']:.4f}** "
             f"(CV {best['cv_score']:.4f}; trivial baseline {hold['baseline']:.4f}).\n")
+
+
+def _shipped(state: RunState) -> str:
+    shipped = state.get("shipped") or {}
+    if shipped.get("holdout_included"):
+        return (f" Once the holdout below had scored it, the same model was refit on all "
+                f"{shipped['rows']} rows, holdout included: that is the saved model.")
+    return f" The saved model is that one ({shipped['note']})." if shipped.get("note") else ""
 
 
 def _verification(state: RunState) -> str:

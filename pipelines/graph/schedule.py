@@ -31,6 +31,8 @@ from hyperpilot.tools.types import TaskSpec, TrialRecord, TrialState, best_trial
 # takes a few seconds), nor less than the winner's refit is expected to take plus that reserve.
 FINISH_SHARE_OF_TIME = 0.2
 FINISH_RESERVE_SECONDS = 5.0
+# The refit on every row (holdout included) sees a quarter more rows than the first refit.
+REFIT_ALL_SHARE = 1.25
 # With no trial count given, each extra round while time is left gives the best plan's
 # families this many trials, best family first.
 EXTRA_ROUND = (3, 2, 1)
@@ -132,18 +134,20 @@ def tuning_deadline(state: RunState, ctx: RunContext) -> float | None:
     direction = task_of(state).direction
     if best_trial(trials, direction) is None:
         return end
-    return end - finish_reserve(trials, limit, direction)
+    refits = 1 + REFIT_ALL_SHARE if ctx.options.refit_all else 1
+    return end - finish_reserve(trials, limit, direction, refits)
 
 
-def finish_reserve(trials: list[TrialRecord], limit: float, direction: str) -> float:
+def finish_reserve(trials: list[TrialRecord], limit: float, direction: str,
+                   refits: float = 1) -> float:
     """Seconds kept for what follows tuning: a share of the limit, at least a fixed reserve,
-    and at least the best trial's refit (one fit on all rows, about one CV trial's time
-    divided by its folds less one) on top of that reserve."""
+    and at least the best trial's refits (``refits`` fits on all training rows, each about
+    one CV trial's time divided by its folds less one) on top of that reserve."""
     reserve = max(FINISH_SHARE_OF_TIME * limit, FINISH_RESERVE_SECONDS)
     best = best_trial(trials, direction)
     if best is not None and len(best.fold_scores) > 1:
         refit = best.seconds / (len(best.fold_scores) - 1)
-        reserve = max(reserve, refit + FINISH_RESERVE_SECONDS)
+        reserve = max(reserve, refits * refit + FINISH_RESERVE_SECONDS)
     return min(reserve, 0.5 * limit)
 
 

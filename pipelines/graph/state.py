@@ -67,6 +67,7 @@ class RunState(TypedDict, total=False):
     stop_reason: str
     best: dict[str, Any]
     holdout: dict[str, Any]
+    shipped: dict[str, Any]  # the saved model's rows: refit on the holdout too, or not
     verification: dict[str, Any]
     status: str
 
@@ -118,7 +119,8 @@ def measurements_of(state: RunState) -> Measurements:
     return Measurements.model_validate({
         "holdout_score": state["holdout"]["score"], "holdout_rows": state["holdout"]["rows"],
         "baseline_cv": state["baseline_cv"], "baseline_holdout": state["holdout"]["baseline"],
-        "deployment": state["deployment"], "leak_screen": state["leak_screen"]})
+        "deployment": state["deployment"], "leak_screen": state["leak_screen"],
+        "saved_holdout_score": state.get("shipped", {}).get("holdout_score")})
 
 
 def revision_of(state: RunState) -> Revision:
