@@ -45,7 +45,8 @@ def test_every_flag_of_run_becomes_an_option(tmp_path: Path) -> None:
     options = _every_option(tmp_path)
     argv = ["run", TASK, "--data", "sklearn:iris", "--trials", "4", "--time-limit", "600",
             "--seed", "3", "--llm", "none", "--llm-budget", "2", "--plans", "2",
-            "--revisions", "1", "--no-halving", "--no-refit-all", "--experience", str(tmp_path / "store.sqlite"),
+            "--revisions", "1", "--no-halving", "--no-refit-all",
+            "--experience", str(tmp_path / "store.sqlite"),
             "--knowledge", str(tmp_path / "notes")]
     assert run_options(build_parser().parse_args(argv)) == options
     assert run_options(build_parser().parse_args(["run", TASK, "--no-experience"])).experience is None
