@@ -72,6 +72,57 @@ def test_a_slow_trial_is_stopped_at_the_deadline_and_recorded() -> None:
     assert waited < 30
 
 
+def test_a_trial_past_its_cap_is_stopped_alone_while_the_other_slot_trains_on() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    task, profile, data = _setting(20_000)
+    forest, linear = get_model("random_forest"), get_model("linear")
+    slow = {**forest.defaults("binary"), "n_estimators": 500, "max_features": 1.0,
+            "bootstrap": False}
+    pool = TrialPool(data, workers=2)
+    try:
+        with ThreadPoolExecutor(2) as threads:
+            capped = threads.submit(run_trial, "random_forest", forest.space("binary"), [slow],
+                                    [], task, profile, data, 0, pool=pool,
+                                    deadline=time.time() + 300, slot=0, cap=2.0)
+            other = threads.submit(run_trial, "linear", linear.space("binary"),
+                                   [linear.defaults("binary")], [], task, profile, data, 0,
+                                   number=1, pool=pool, deadline=time.time() + 300, slot=1)
+            capped_record, other_record = capped.result(), other.result()
+        assert not pool.stopped  # the run's deadline is not reached: only that trial stopped
+        after = run_trial("linear", linear.space("binary"), [linear.defaults("binary")], [],
+                          task, profile, data, 0, number=2, pool=pool,
+                          deadline=time.time() + 300, slot=0)  # the slot has a fresh worker
+    finally:
+        pool.close()
+    assert capped_record.state == TrialState.FAIL
+    assert capped_record.tuner["stopped"] == "trial cap"
+    assert capped_record.seconds < 30
+    assert other_record.state == TrialState.COMPLETE and after.state == TrialState.COMPLETE
+
+
+def test_the_trial_cap_follows_the_run_and_spares_the_baseline_forest() -> None:
+    from types import SimpleNamespace
+
+    from hyperpilot.pipelines.graph.schedule import trial_cap
+    from hyperpilot.tools.types import TrialRecord
+
+    def done(model: str, seconds: float) -> TrialRecord:
+        return TrialRecord(number=0, model=model, config={}, score=0.5, fold_scores=[0.5],
+                           seconds=seconds, state=TrialState.COMPLETE)
+
+    timed, untimed = (SimpleNamespace(options=RunOptions(time_limit=60)),
+                      SimpleNamespace(options=RunOptions()))
+    history = [done("lightgbm", 3.0), done("linear", 1.0), done("lightgbm", 5.0)]
+    assert trial_cap(history, "extra_trees", timed) == pytest.approx(12.0)  # 4 x median 3 s
+    assert trial_cap(history[:2], "extra_trees", timed) == pytest.approx(9.0)  # 15% of 60 s
+    assert trial_cap(history[:1], "extra_trees", timed) is None  # too few trials to judge
+    assert trial_cap(history, "extra_trees", untimed) is None
+    assert trial_cap(history, "random_forest", timed) is None  # the default forest runs out
+    assert trial_cap(history + [done("random_forest", 9.0)], "random_forest",
+                     timed) == pytest.approx(16.0)
+
+
 class Answer(BaseModel):
     value: int
 

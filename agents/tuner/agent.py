@@ -24,7 +24,7 @@ from hyperpilot.agents.tuner.halving import (
     tell_outcome,
 )
 from hyperpilot.agents.tuner.study import Study
-from hyperpilot.agents.tuner.workers import TrialPool, TrialStopped
+from hyperpilot.agents.tuner.workers import Bound, TrialPool, TrialStopped
 from hyperpilot.tools.errors import TrialFailed
 from hyperpilot.tools.evaluate import cross_validate, cross_validate_oof, get_metric, make_folds
 from hyperpilot.tools.preprocess import build_pipeline
@@ -186,7 +186,8 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
               plan_id: str = "", *, llm: Any = None, llm_budget: int = 0,
               number: int | None = None, steps: dict[str, Any] | None = None,
               halving: FoldHalving | None = None, pool: TrialPool | None = None,
-              deadline: float | None = None) -> TrialRecord:
+              deadline: Bound | None = None, slot: int = 0,
+              cap: Bound | None = None) -> TrialRecord:
     """Ask the family's study for one configuration, train it with CV, and tell the result.
 
     The sampler is the ``SurrogateSampler``: classical parts, plus the LLAMBO parts while
@@ -197,7 +198,10 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
     stopped there and recorded as PRUNED (``halving.py``); without it every trial runs
     every fold. With ``pool`` (a ``TrialPool`` holding ``data``) the trial trains in a worker
     process and one still training at ``deadline`` is killed and recorded as FAIL with
-    ``tuner["stopped"] = "time limit"``; without it, it trains here.
+    ``tuner["stopped"] = "time limit"``; one still training after ``cap`` seconds is
+    killed alone and recorded the same way with ``"trial cap"``. ``slot`` is the worker it
+    trains in (the branch's place among the trials trained at once). Without a pool, it
+    trains here.
     """
     own = [r for r in history if r.model == family and r.plan_id == plan_id]
     number = len(history) if number is None else number
@@ -218,10 +222,11 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
             outcome = evaluate_trial(data, pipeline, task, trial.number, pruner, rungs)
         else:
             outcome = pool.run(evaluate_trial, pipeline, task, trial.number, pruner, rungs,
-                               deadline=math.inf if deadline is None else deadline)
+                               deadline=math.inf if deadline is None else deadline,
+                               slot=slot, cap=cap)
     except TrialStopped as stop:
         return study.tell(trial, None, state=TrialState.FAIL, error=str(stop),
-                          seconds=time.perf_counter() - started, info={"stopped": "time limit"})
+                          seconds=time.perf_counter() - started, info={"stopped": stop.reason})
     except TrialFailed as err:
         return study.tell(trial, None, state=TrialState.FAIL, error=str(err),
                           seconds=time.perf_counter() - started)

@@ -13,6 +13,7 @@ no fork server they are spawned.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import threading
 import time
@@ -30,6 +31,14 @@ if TYPE_CHECKING:
     from hyperpilot.agents.tuner.agent import TrainingData
 
 R = TypeVar("R")
+# A deadline or a cap: a number, or a function giving the current one (it may tighten).
+Bound = float | Callable[[], float | None]
+# How often a waiting trial looks at its bounds again.
+POLL_SECONDS = 0.5
+
+
+def _value(bound: Bound | None) -> Any:
+    return bound() if callable(bound) else bound
 
 # What every worker imports before its first trial, in the fork server.
 PRELOAD = ["hyperpilot.agents.tuner.halving", "hyperpilot.tools.zoo", "hyperpilot.tools.preprocess"]
@@ -39,11 +48,13 @@ _WORKER_DATA: TrainingData | None = None
 
 
 class TrialStopped(HyperpilotError):
-    """A trial was stopped at the deadline; ``seconds`` is how long it had run."""
+    """A trial was stopped; ``seconds`` is how long it had run, ``reason`` why: ``time limit``
+    (the run's deadline) or ``trial cap`` (it ran past the time one trial may take)."""
 
-    def __init__(self, message: str, seconds: float) -> None:
+    def __init__(self, message: str, seconds: float, reason: str = "time limit") -> None:
         super().__init__(message)
         self.seconds = seconds
+        self.reason = reason
 
 
 def _start_worker(data: TrainingData, threads: int | None) -> None:
@@ -76,12 +87,16 @@ def _context() -> Any:
 class TrialPool:
     """``workers`` processes holding ``data``; ``run`` evaluates one trial in one of them.
 
-    ``run(function, *args, deadline=t)`` calls ``function(data, *args)`` in a worker and
-    returns its result; when the result is not in by ``deadline`` (``time.time()`` seconds)
-    every worker is killed and ``TrialStopped`` is raised, and so is it for every later call:
-    the deadline is the run's, shared by all its trials. A worker that dies on its own (out
-    of memory, a crash in native code) fails that trial with ``TrialFailed`` and the pool
-    starts fresh workers for the next one.
+    ``run(function, *args, deadline=t, slot=i)`` calls ``function(data, *args)`` in worker
+    ``i`` (one process per slot, so stopping one trial leaves the others training) and
+    returns its result. ``deadline`` and ``cap`` may be functions, asked again while the
+    trial trains (the run's other trials finishing can tighten them). When the result is
+    not in by ``deadline`` (``time.time()`` seconds) every worker is killed and
+    ``TrialStopped`` is raised, and so is it for every later call: the deadline is the
+    run's, shared by all its trials. With ``cap`` (seconds), a trial still training that
+    long is stopped alone (``TrialStopped``, reason ``trial cap``) and its slot gets a fresh
+    worker. A worker that dies on its own (out of memory, a crash in native code) fails that
+    trial with ``TrialFailed`` and its slot gets a fresh worker.
     """
 
     def __init__(self, data: TrainingData, workers: int, threads: int | None = None) -> None:
@@ -90,62 +105,79 @@ class TrialPool:
         self.threads = threads
         self._lock = threading.Lock()
         self._stopped = False
-        self._executor = self._new_executor()
+        self._executors = [self._new_executor() for _ in range(self.workers)]
 
     def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_start_worker,
+        return ProcessPoolExecutor(1, mp_context=_context(), initializer=_start_worker,
                                    initargs=(self.data, self.threads))
 
     def warm(self) -> None:
         """Start the workers now (they load the data while the run does other work)."""
         with self._lock:
             if not self._stopped:
-                for _ in range(self.workers):
-                    self._executor.submit(_ready)
+                for executor in self._executors:
+                    executor.submit(_ready)
 
     @property
     def stopped(self) -> bool:
         return self._stopped
 
-    def run(self, function: Callable[..., R], *args: Any, deadline: float) -> R:
+    def run(self, function: Callable[..., R], *args: Any, deadline: Bound, slot: int = 0,
+            cap: Bound | None = None) -> R:
         started = time.time()
+        index = slot % self.workers
         with self._lock:
             if self._stopped:
                 raise TrialStopped("not started: the time limit is reached", 0.0)
-            executor = self._executor
+            executor = self._executors[index]
             future = executor.submit(_call_with_data, function, args)
         try:
-            return future.result(timeout=max(0.0, deadline - time.time()))
-        except FutureTimeout:
-            self.stop()
-            seconds = time.time() - started
-            raise TrialStopped(f"stopped at the time limit after {seconds:.1f} s", seconds) from None
+            while True:  # the bounds are looked at again as the run's other trials finish
+                end, limit = _value(deadline), _value(cap)
+                end = math.inf if end is None else end
+                until = end if limit is None else min(end, started + limit)
+                try:
+                    return future.result(timeout=max(0.0, min(until - time.time(), POLL_SECONDS)))
+                except FutureTimeout:
+                    if time.time() < until:
+                        continue
+                seconds = time.time() - started
+                if until < end:
+                    self._replace(index, executor)
+                    raise TrialStopped(f"stopped after {seconds:.1f} s, the most one trial may "
+                                       f"take now ({limit:.0f} s)", seconds,
+                                       reason="trial cap") from None
+                self.stop()
+                raise TrialStopped(f"stopped at the time limit after {seconds:.1f} s",
+                                   seconds) from None
         except BrokenProcessPool:
             seconds = time.time() - started
             if self._stopped:
                 raise TrialStopped(f"stopped at the time limit after {seconds:.1f} s",
                                    seconds) from None
-            self._restart(executor)
+            self._replace(index, executor)
             raise TrialFailed("the trial's worker process died (out of memory, or a crash "
                               "in native code)") from None
 
-    def _restart(self, broken: ProcessPoolExecutor) -> None:
+    def _replace(self, index: int, old: ProcessPoolExecutor) -> None:
+        """Kill slot ``index``'s worker (if it is still ``old``) and start a fresh one."""
         with self._lock:
-            if self._executor is broken and not self._stopped:
-                broken.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._new_executor()
+            if self._executors[index] is not old or self._stopped:
+                return
+            self._kill(old)
+            self._executors[index] = self._new_executor()
+            self._executors[index].submit(_ready)
 
     def stop(self) -> None:
         """Kill every worker now; later calls raise ``TrialStopped``."""
         with self._lock:
             self._stopped = True
-            self._kill(self._executor)
+            for executor in self._executors:
+                self._kill(executor)
 
     def close(self) -> None:
         """Stop the workers (idle ones exit; busy ones are killed)."""
-        with self._lock:
-            self._stopped = True
-            self._kill(self._executor)
+        self.stop()
 
     @staticmethod
     def _kill(executor: ProcessPoolExecutor) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from math import ceil
 from typing import Any
 
 import numpy as np
 from langgraph.types import Send
 
+from hyperpilot.agents.planner import BASELINE
 from hyperpilot.agents.tuner.agent import halving_for, next_family, run_trial
 from hyperpilot.pipelines.graph.planning import revision_budget
 from hyperpilot.pipelines.graph.state import (
@@ -31,6 +33,13 @@ from hyperpilot.tools.types import TaskSpec, TrialRecord, TrialState, best_trial
 # takes a few seconds), nor less than the winner's refit is expected to take plus that reserve.
 FINISH_SHARE_OF_TIME = 0.2
 FINISH_RESERVE_SECONDS = 5.0
+# A trial may train at most this many times the run's median complete trial, and at least
+# this share of --time-limit, once this many trials are complete: trials of the running plans
+# train side by side and each round waits for its slowest, so one slow family (a big forest
+# on many rows) would otherwise leave the other cores idle for most of the budget.
+TRIAL_CAP_FACTOR = 4.0
+TRIAL_CAP_SHARE = 0.15
+TRIAL_CAP_AFTER = 2
 # The refit on every row (holdout included) sees a quarter more rows than the first refit.
 REFIT_ALL_SHARE = 1.25
 # With no trial count given, each extra round while time is left gives the best plan's
@@ -130,12 +139,23 @@ def tuning_deadline(state: RunState, ctx: RunContext) -> float | None:
     end, limit = ctx.deadline(state), ctx.options.time_limit
     if end is None or limit is None:
         return None
-    trials = trials_of(state, set(plans_of(state)))
+    trials = current_trials(state, ctx)
     direction = task_of(state).direction
     if best_trial(trials, direction) is None:
         return end
     refits = 1 + REFIT_ALL_SHARE if ctx.options.refit_all else 1
     return end - finish_reserve(trials, limit, direction, refits)
+
+
+def current_trials(state: RunState, ctx: RunContext) -> list[TrialRecord]:
+    """The current revision's trials: the state's, and those this round's branches have
+    finished since it began (``ctx.live``, not in the state until the round ends)."""
+    plans = set(plans_of(state))
+    trials = trials_of(state, plans)
+    known = {(t.plan_id, t.number) for t in trials}
+    with ctx.round_lock:
+        live = list(ctx.live)
+    return trials + [t for t in live if t.plan_id in plans and (t.plan_id, t.number) not in known]
 
 
 def finish_reserve(trials: list[TrialRecord], limit: float, direction: str,
@@ -177,32 +197,85 @@ def dispatch(state: RunState) -> list[Send] | str:
     running = open_plans(state)
     if not running:
         return "schedule"
-    return [Send("tune_plan", {**state, "current_plan": plan_id, "slot": slot})
+    return [Send("tune_plan", {**state, "current_plan": plan_id, "slot": slot,
+                               "round_size": len(running)})
             for slot, plan_id in enumerate(running)]
 
 
 def tune_plan_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
-    """One trial of one plan, in that plan's own study."""
+    """One trial of one plan, in that plan's own study; in worker processes, more of the
+    plan's trials in this stage while another branch of the round is still training, so a
+    core is not left idle waiting for the round's slowest trial."""
     task = task_of(state)
     plans = plans_of(state)
     plan = plans[state["current_plan"]]
     history = trials_of(state)
-    family = next_family(plan.trials, [t for t in history if t.plan_id == plan.id])
-    if family is None or (ctx.pool is not None and ctx.pool.stopped):
-        return {}  # nothing left, or the time limit stopped the workers: no trial starts
-    record = run_trial(family, space_of(state, family), state["warm"][family], history, task,
-                       profile_of(state), ctx.training(state), ctx.options.seed, plan.id,
-                       llm=ctx.llm, llm_budget=ctx.options.llm_budget,
-                       number=len(history) + int(state["slot"]), steps=plan.steps,
-                       halving=halving_for(history, family, plan.id, ctx.options.halving),
-                       pool=ctx.pool, deadline=tuning_deadline(state, ctx))
+    own = [t for t in history if t.plan_id == plan.id]
+    base = max((t.number for t in history), default=-1) + 1
+    slot, size = int(state["slot"]), int(state.get("round_size") or 1)
     total: int | None = None
     if not state.get("until_deadline"):
         total = revision_budget(state)
         if state.get("revision"):  # count the trials of earlier revisions too
             total += len(history) - len(trials_of(state, set(plans)))
-    _show_trial(ctx, record, history, total, task, plan.id, len(plans) > 1)
-    return {"trials": [record.model_dump(mode="json")]}
+    records: list[TrialRecord] = []
+    while True:
+        seen = history + records
+        family = next_family(plan.trials, own + records)
+        if family is None or (ctx.pool is not None and ctx.pool.stopped):
+            break  # nothing left, or the time limit stopped the workers: no trial starts
+        record = run_trial(family, space_of(state, family), state["warm"][family], seen, task,
+                           profile_of(state), ctx.training(state), ctx.options.seed, plan.id,
+                           llm=ctx.llm, llm_budget=ctx.options.llm_budget,
+                           number=base + slot + len(records) * size, steps=plan.steps,
+                           halving=halving_for(seen, family, plan.id, ctx.options.halving),
+                           pool=ctx.pool, deadline=lambda: tuning_deadline(state, ctx),
+                           slot=slot, cap=_cap_of(state, ctx, family))
+        _show_trial(ctx, record, current_trials(state, ctx), total, task, plan.id,
+                    len(plans) > 1)
+        records.append(record)
+        with ctx.round_lock:
+            ctx.live.append(record)
+        if not _train_on(state, ctx, plan.id, own + records, records, base, size):
+            break
+    return {"trials": [r.model_dump(mode="json") for r in records]}
+
+
+def _train_on(state: RunState, ctx: RunContext, plan_id: str, own: list[TrialRecord],
+              records: list[TrialRecord], base: int, size: int) -> bool:
+    """Whether this branch trains another trial of its plan in this round: only with worker
+    processes and other branches still training, while the plan's stage allotment and the
+    tuning time last. Otherwise the branch ends, and says so to the round."""
+    with ctx.round_lock:
+        busy = size - 1 - ctx.rounds_done.get(base, 0)
+        deadline = tuning_deadline(state, ctx)
+        typical = float(np.median([r.seconds for r in records]))
+        go_on = (ctx.pool is not None and not ctx.pool.stopped and ctx.workers > 1
+                 and busy > 0 and len(own) < state["allot"][plan_id]
+                 and (deadline is None or time.time() + typical < deadline))
+        if not go_on:
+            ctx.rounds_done[base] = ctx.rounds_done.get(base, 0) + 1
+        return go_on
+
+
+def _cap_of(state: RunState, ctx: RunContext, family: str) -> Callable[[], float | None]:
+    first = current_trials(state, ctx)
+    spared = family == BASELINE and not any(t.model == BASELINE for t in first)
+    # The baseline forest is spared only when it is the run's first: decided at its start.
+    return lambda: None if spared else trial_cap(current_trials(state, ctx), family, ctx)
+
+
+def trial_cap(history: list[TrialRecord], family: str, ctx: RunContext) -> float | None:
+    """The seconds the next trial of ``family`` may train (None: up to the run's deadline).
+    Only with a time limit and once ``TRIAL_CAP_AFTER`` trials are complete; never for the
+    first default forest, the baseline every run evaluates."""
+    limit = ctx.options.time_limit
+    complete = [t.seconds for t in history if t.state == TrialState.COMPLETE]
+    if limit is None or len(complete) < TRIAL_CAP_AFTER:
+        return None
+    if family == BASELINE and not any(t.model == BASELINE for t in history):
+        return None
+    return max(TRIAL_CAP_FACTOR * float(np.median(complete)), TRIAL_CAP_SHARE * limit)
 
 
 def _show_trial(ctx: RunContext, record: TrialRecord, history: list[TrialRecord], total: int | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class RunState(TypedDict, total=False):
     allot: dict[str, int]  # trials each plan may have run by the end of this stage
     current_plan: str  # in a tune_plan branch: the plan it tunes
     slot: int  # in a tune_plan branch: its place among the branches (for trial numbers)
+    round_size: int  # in a tune_plan branch: how many branches its round has
     revision: int
     revisions: list[dict[str, Any]]  # {reason, changed} per revision
     past_plans: list[dict[str, Any]]  # earlier revisions' plans, with their best CV scores
@@ -153,6 +155,12 @@ class RunContext:
     experience: ExperienceStore | None = None
     workers: int = 1  # trials trained at once
     worker_threads: int | None = None  # native threads per trial; None: the library's own
+    # Branches of a round that have stopped training, by the round's first trial number.
+    rounds_done: dict[int, int] = field(default_factory=dict, repr=False)
+    round_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    # Every trial this process has finished, as soon as it has (the state has a round's
+    # trials only once the whole round is in).
+    live: list[TrialRecord] = field(default_factory=list, repr=False)
     _training: TrainingData | None = field(default=None, repr=False)
     _pool: TrialPool | None = field(default=None, repr=False)
     _oof: OrderedDict[tuple[str, int], np.ndarray] = field(default_factory=OrderedDict,
