@@ -259,10 +259,14 @@ def _train_on(state: RunState, ctx: RunContext, plan_id: str, own: list[TrialRec
 
 
 def _cap_of(state: RunState, ctx: RunContext, family: str) -> Callable[[], float | None]:
-    first = current_trials(state, ctx)
-    spared = family == BASELINE and not any(t.model == BASELINE for t in first)
-    # The baseline forest is spared only when it is the run's first: decided at its start.
+    # Whether this is the spared baseline is decided at the trial's start, not while it trains.
+    spared = is_baseline(current_trials(state, ctx), family)
     return lambda: None if spared else trial_cap(current_trials(state, ctx), family, ctx)
+
+
+def is_baseline(history: list[TrialRecord], family: str) -> bool:
+    """Whether the next trial of ``family`` is the run's first default forest."""
+    return family == BASELINE and not any(t.model == BASELINE for t in history)
 
 
 def trial_cap(history: list[TrialRecord], family: str, ctx: RunContext) -> float | None:
@@ -273,7 +277,7 @@ def trial_cap(history: list[TrialRecord], family: str, ctx: RunContext) -> float
     complete = [t.seconds for t in history if t.state == TrialState.COMPLETE]
     if limit is None or len(complete) < TRIAL_CAP_AFTER:
         return None
-    if family == BASELINE and not any(t.model == BASELINE for t in history):
+    if is_baseline(history, family):
         return None
     return max(TRIAL_CAP_FACTOR * float(np.median(complete)), TRIAL_CAP_SHARE * limit)
 
