@@ -250,7 +250,8 @@ def plans_rules(task: TaskSpec, profile: DataProfile, cuda: bool = False,
     rest = [n for n in ranked if n not in first][:per_plan]
     if rest:
         specs.append((rest, {}, "the next-weighted families, as a second opinion"))
-    specs += [(first[:2], steps, why) for steps, why in step_variants(profile)]
+    specs += [(touched, steps, why) for steps, why in step_variants(profile)
+              if (touched := _changed_by(steps, first, ranked))]
     specs.append((first[:1], {}, "the best-weighted family alone, with the whole plan budget"))
     plans: list[Plan] = []
     for names, steps, why in specs:
@@ -267,6 +268,15 @@ def plans_rules(task: TaskSpec, profile: DataProfile, cuda: bool = False,
         if len(plans) == k:
             break
     return plans
+
+
+def _changed_by(steps: dict[str, Any], first: list[str], ranked: list[str]) -> list[str]:
+    """Two families for a plan trying ``steps``: the best-weighted ones, but only among the
+    families the steps change. Tree families do not scale numeric features, so a quantile
+    map leaves them as they are and a plan of theirs would repeat the first plan's trials."""
+    if "numeric" not in steps:
+        return first[:2]
+    return [name for name in ranked if ZOO[name].scale][:2]
 
 
 def plan_capacity(budget: int, k: int) -> int:

@@ -18,11 +18,16 @@ from hyperpilot.tools.evaluate import (
     METRICS,
     baseline_score,
     cross_validate,
+    cross_validate_oof,
     get_metric,
     is_better,
     make_folds,
+    oob_applies,
+    oob_validate,
+    score_label_codes,
     score_pipeline,
     score_predictions,
+    score_proba_codes,
 )
 
 Y_TRUE = np.array(["a", "b", "c", "a", "b", "c", "a", "a"])
@@ -228,3 +233,91 @@ def test_regression_baseline_has_about_zero_r2() -> None:
     folds = make_folds(y, "regression", 5, seed=0)
 
     assert -0.2 < baseline_score(X, y, folds, "regression", "r2") <= 0.0
+
+
+def _forest_data(task: str):
+    from sklearn.datasets import load_diabetes, load_iris
+    X, y = (load_diabetes if task == "regression" else load_iris)(return_X_y=True, as_frame=True)
+    return X, y
+
+
+@pytest.mark.parametrize(("task", "metric"), [("multiclass", "accuracy"), ("multiclass", "roc_auc"),
+                                              ("regression", "rmse")])
+def test_a_bagged_forest_is_scored_out_of_bag_on_the_runs_folds(task: str, metric: str) -> None:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _forest_data(task)
+    forest = (RandomForestRegressor if task == "regression" else RandomForestClassifier)(
+        n_estimators=60, random_state=0, n_jobs=1)
+    pipeline = Pipeline([("prep", StandardScaler()), ("model", forest)])
+    folds = make_folds(y.to_numpy(), task, 5, 0)
+    assert oob_applies(pipeline, folds, len(y), metric)
+    scores, oof = oob_validate(pipeline, X, y, folds, metric, task_type=task)
+    cv_scores, cv_oof = cross_validate_oof(pipeline, X, y, folds, metric, task_type=task)
+    assert len(scores) == 5 and oof.shape == cv_oof.shape and np.isfinite(oof).all()
+    # the same folds' rows, predicted by trees that never saw them: close to the CV estimate
+    assert np.mean(scores) == pytest.approx(np.mean(cv_scores), rel=0.15)
+    # each fold's score is the metric on that fold's out-of-bag predictions
+    test = folds[0][1]
+    if task == "regression":
+        first = score_predictions(metric, y.to_numpy()[test], y_pred=oof[test])
+    elif metric == "roc_auc":
+        first = score_predictions(metric, y.to_numpy()[test], proba=oof[test], classes=np.unique(y))
+    else:
+        first = score_predictions(metric, y.to_numpy()[test], y_pred=np.unique(y)[oof[test].argmax(1)])
+    assert scores[0] == pytest.approx(first)
+
+
+def test_out_of_bag_scoring_only_where_it_is_honest() -> None:
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.feature_selection import SelectKBest
+    from sklearn.pipeline import Pipeline
+
+    X, y = _forest_data("multiclass")
+    folds = make_folds(y.to_numpy(), "multiclass", 5, 0)
+    forest = RandomForestClassifier(n_estimators=20)
+    plain = Pipeline([("model", forest)])
+    assert oob_applies(plain, folds, len(y), "accuracy")
+    assert not oob_applies(Pipeline([("model", ExtraTreesClassifier(bootstrap=False))]), folds, len(y),
+                           "accuracy")
+    # a step fitted on the labels would have seen every row's target
+    assert not oob_applies(Pipeline([("select", SelectKBest(k=2)), ("model", forest)]), folds, len(y),
+                           "accuracy")
+    # time-ordered folds never test the first rows: out of bag would predict the past from the future
+    ordered = make_folds(y.to_numpy(), "multiclass", 3, 0, time_ordered=True)
+    assert not oob_applies(plain, ordered, len(y), "accuracy")
+    # a third of the trees give coarse probabilities, too harsh for log loss
+    assert not oob_applies(plain, folds, len(y), "log_loss")
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 4])
+def test_code_scorers_agree_with_the_label_scorers(n_classes: int) -> None:
+    """Ensemble selection scores class codes; every metric must read as the labels do."""
+    rng = np.random.default_rng(n_classes)
+    labels = np.array([f"c{i}" for i in range(n_classes)])
+    positive = 1 if n_classes == 2 else -1
+    label_metrics = ["accuracy", "balanced_accuracy", "f1_macro", "f1_weighted"]
+    label_metrics += ["f1", "precision", "recall"] if n_classes == 2 else []
+    for _ in range(60):
+        rows = int(rng.integers(n_classes + 2, 50))
+        true = rng.integers(0, n_classes, rows)
+        true[:n_classes] = np.arange(n_classes)
+        pred = np.zeros(rows, dtype=int) if rng.random() < 0.3 else rng.integers(0, n_classes, rows)
+        proba = np.round(rng.dirichlet(np.ones(n_classes), rows), 1)
+        proba[0] = np.eye(n_classes)[-1]  # a confident miss: log loss must clip the zero
+        proba /= proba.sum(axis=1, keepdims=True)
+        pos = labels[positive]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for metric in label_metrics:
+                expected = score_predictions(metric, labels[true], y_pred=labels[pred],
+                                             classes=labels, positive_class=pos)
+                got = score_label_codes(metric, true, pred, n_classes, positive)
+                assert got == pytest.approx(expected, abs=1e-12), metric
+            for metric in ("roc_auc", "log_loss"):
+                expected = score_predictions(metric, labels[true], proba=proba, classes=labels,
+                                             positive_class=pos)
+                assert score_proba_codes(metric, true, proba, positive) == \
+                    pytest.approx(expected, abs=1e-9), metric

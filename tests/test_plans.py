@@ -22,6 +22,7 @@ from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import run_task
 from hyperpilot.tools.data import load_table, profile_table
 from hyperpilot.tools.types import Budget, Constraints, TaskSpec
+from hyperpilot.tools.zoo import ZOO
 
 
 def _task(trials: int = 30, **constraints: object) -> TaskSpec:
@@ -54,6 +55,13 @@ def test_rule_plans_differ_and_cite_what_they_used() -> None:
     assert len(shapes) == 3
     assert all(p.sources for p in plans)
     assert all(sum(p.trials.values()) == plan_capacity(30, 3) for p in plans)
+
+
+def test_a_numeric_scaling_plan_holds_only_families_that_scale() -> None:
+    """A quantile map is a no-op for tree families: their plan would repeat the first one's."""
+    profile = profile_table(load_table("sklearn:wine"), "cultivar")
+    quantile = [p for p in plans_rules(_task(), profile, k=5) if p.steps.get("numeric")]
+    assert quantile and all(ZOO[name].scale for p in quantile for name in p.trials)
 
 
 def test_a_feature_limit_reaches_every_plan() -> None:

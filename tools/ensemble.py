@@ -35,7 +35,9 @@ from hyperpilot.tools.evaluate import (
     get_metric,
     is_better,
     resolve_positive_class,
+    score_label_codes,
     score_predictions,
+    score_proba_codes,
 )
 from hyperpilot.tools.preprocess import features_used
 from hyperpilot.tools.types import DataProfile
@@ -85,6 +87,15 @@ def score_oof(prediction: np.ndarray, y: Any, tests: Tests, metric: str,
     """
     y = np.asarray(y)
     needs_proba = get_metric(metric).needs_proba
+    if classes is not None:  # class codes: no per-call checks, thousands of calls stay cheap
+        codes = np.searchsorted(classes, y)
+        pos = list(classes).index(resolve_positive_class(positive_class, classes))
+        if needs_proba:
+            return float(np.mean([score_proba_codes(metric, codes[t], prediction[t], pos)
+                                  for t in tests]))
+        picks = np.argmax(prediction, axis=1)
+        return float(np.mean([score_label_codes(metric, codes[t], picks[t], len(classes), pos)
+                              for t in tests]))
     scores = []
     for test in tests:
         part = prediction[test]

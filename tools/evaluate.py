@@ -11,9 +11,16 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn import metrics as skm
 from sklearn.base import BaseEstimator, clone
 from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 
@@ -164,6 +171,77 @@ def _score_labels(metric: str, y_true: np.ndarray, y_pred: np.ndarray, classes: 
         return float(simple[metric](y_true, y_pred))
     average = metric.removeprefix("f1_")
     return float(skm.f1_score(y_true, y_pred, average=average, zero_division=0))
+
+
+def score_label_codes(metric: str, true: np.ndarray, pred: np.ndarray, n_classes: int,
+                      positive: int = -1) -> float:
+    """A label metric from class codes (positions in the sorted labels), as
+    ``score_predictions`` gives it for the labels, from one confusion matrix: what ensemble
+    selection scores thousands of times, without scikit-learn's per-call checks.
+
+    Args:
+        metric: accuracy, balanced_accuracy, f1, precision, recall, f1_macro or f1_weighted.
+        true: the true class codes (ints in ``range(n_classes)``).
+        pred: the predicted class codes.
+        n_classes: the number of labels.
+        positive: the positive class's code for f1, precision and recall (-1: the last).
+    """
+    counts = np.bincount(true * n_classes + pred, minlength=n_classes * n_classes)
+    matrix = counts.reshape(n_classes, n_classes).astype(float)
+    hits, actual, predicted = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
+    if metric == "accuracy":
+        return float(hits.sum() / max(len(true), 1))
+    if metric == "balanced_accuracy":
+        seen = actual > 0
+        return float(np.mean(hits[seen] / actual[seen]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, hits / predicted, 0.0)
+        recall = np.where(actual > 0, hits / actual, 0.0)
+        f1 = np.where(actual + predicted > 0, 2 * hits / (actual + predicted), 0.0)
+    pos = positive % n_classes
+    if metric in ("f1", "precision", "recall"):
+        return float({"f1": f1, "precision": precision, "recall": recall}[metric][pos])
+    present = (actual + predicted) > 0
+    if metric == "f1_macro":
+        return float(np.mean(f1[present]))
+    if metric == "f1_weighted":
+        return float(np.sum(f1 * actual) / max(actual.sum(), 1))
+    raise ValueError(f"{metric!r} is not a label metric")
+
+
+def score_proba_codes(metric: str, true: np.ndarray, proba: np.ndarray, positive: int = -1) -> float:
+    """roc_auc or log_loss from class codes and one probability column per class, as
+    ``score_predictions`` gives them, without scikit-learn's per-call checks (ensemble
+    selection scores thousands of blends).
+
+    ROC AUC is the Mann-Whitney statistic on tied-averaged ranks (of the positive class's
+    column for two classes, else the macro mean over classes, one against the rest); log
+    loss clips the probabilities to [eps, 1 - eps] as scikit-learn does.
+
+    Args:
+        metric: "roc_auc" or "log_loss".
+        true: the true class codes (ints in ``range(proba.shape[1])``).
+        proba: the probabilities, one column per class in code order.
+        positive: the positive class's code for binary ROC AUC (-1: the last).
+    """
+    n_classes = proba.shape[1]
+    if metric == "log_loss":
+        eps = np.finfo(proba.dtype).eps
+        picked = np.clip(proba, eps, 1 - eps)[np.arange(len(true)), true]
+        return float(-np.mean(np.log(picked)))
+    if metric != "roc_auc":
+        raise ValueError(f"{metric!r} is not a probability metric")
+    columns = [positive % n_classes] if n_classes == 2 else range(n_classes)
+    return float(np.mean([_auc(proba[:, c], true == c) for c in columns]))
+
+
+def _auc(score: np.ndarray, is_pos: np.ndarray) -> float:
+    n_pos = int(is_pos.sum())
+    n_neg = len(is_pos) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC AUC needs both classes among the rows")
+    ranks = rankdata(score)
+    return float((ranks[is_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _score_proba(metric: str, y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray,
@@ -334,6 +412,95 @@ def cross_validate_oof(pipeline: BaseEstimator, X: Any, y: Any, folds: Folds, me
             raise
         except Exception as error:
             raise TrialFailed(_reason(number, error)) from error
+        scores.append(_checked(score, metric, number))
+    return scores, oof
+
+
+_FORESTS = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier,
+            ExtraTreesRegressor)
+# Pipeline steps that never look at the target: fitting them on every row leaks no labels.
+_LABEL_FREE_STEPS = frozenset({"prep", "model"})
+
+
+def oob_applies(pipeline: BaseEstimator, folds: Folds, n_rows: int, metric: str) -> bool:
+    """Whether a trial of ``pipeline`` can be scored out of bag instead of fold by fold.
+
+    It can when its model is a bagged forest (``bootstrap=True``), its other steps never
+    see the target (no feature selection or screening fitted on the labels), the folds'
+    test parts cover every row once (shuffled K-fold, not time-ordered splits, where a row
+    must be predicted from the past only), and the metric is not log loss: a row's
+    out-of-bag probabilities come from about a third of the trees, coarse enough that a
+    zero for the true class costs far more than the whole forest's would.
+
+    Args:
+        pipeline: the unfitted trial pipeline.
+        folds: the run's (train, test) folds.
+        n_rows: the number of training rows the folds index.
+        metric: the run's metric.
+    """
+    if metric == "log_loss":
+        return False
+    steps = getattr(pipeline, "named_steps", None)
+    model = steps.get("model") if steps is not None else None
+    if model is None or set(steps) - _LABEL_FREE_STEPS:
+        return False
+    if not (isinstance(model, _FORESTS) and getattr(model, "bootstrap", False)):
+        return False
+    tested = np.concatenate([test for _, test in folds]) if folds else np.array([], dtype=int)
+    return len(tested) == n_rows and np.array_equal(np.sort(tested), np.arange(n_rows))
+
+
+def oob_validate(pipeline: BaseEstimator, X: Any, y: Any, folds: Folds, metric: str,
+                 positive_class: Any = None, task_type: TaskType = "binary"
+                 ) -> tuple[list[float], np.ndarray]:
+    """``cross_validate_oof`` for a bagged forest, from one fit instead of one per fold.
+
+    The forest is fitted once on every row; each row's prediction comes from the trees
+    whose bootstrap sample left it out (its out-of-bag prediction, an honest estimate of
+    how the model does on unseen rows). Those predictions are scored on each fold's test
+    rows, so the fold scores compare with other trials' and the out-of-fold array feeds
+    ensembles as theirs does. Call it only where ``oob_applies``.
+
+    Args:
+        pipeline: an unfitted pipeline whose "model" step is a bagged forest.
+        X: the features.
+        y: the target.
+        folds: the run's folds; their test parts must cover every row once.
+        metric: a name from ``METRICS``.
+        positive_class: the positive label for binary metrics.
+        task_type: "binary", "multiclass" or "regression".
+    """
+    classes = oof_classes(y, task_type)
+    model = clone(pipeline).set_params(model__oob_score=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", UserWarning)  # "some inputs do not have OOB scores"
+            model.fit(X, y)
+        forest = model.named_steps["model"]
+        if classes is None:
+            oof = np.asarray(forest.oob_prediction_, dtype=float)
+        else:
+            oof = np.full((len(y), len(classes)), np.nan)
+            oof[:, np.searchsorted(classes, forest.classes_)] = forest.oob_decision_function_
+    except HyperpilotError:
+        raise
+    except Exception as error:
+        raise TrialFailed(_reason(0, error)) from error
+    if not np.isfinite(oof).all():  # a row that every tree saw: score it fold by fold instead
+        return cross_validate_oof(pipeline, X, y, folds, metric, positive_class, task_type)
+    y = np.asarray(y)
+    scores = []
+    for number, (_, test) in enumerate(folds):
+        part = oof[test]
+        if classes is None:
+            score = score_predictions(metric, y[test], y_pred=part)
+        elif get_metric(metric).needs_proba:
+            score = score_predictions(metric, y[test], proba=part, classes=classes,
+                                      positive_class=positive_class)
+        else:
+            score = score_predictions(metric, y[test], y_pred=classes[part.argmax(axis=1)],
+                                      classes=classes, positive_class=positive_class)
         scores.append(_checked(score, metric, number))
     return scores, oof
 

@@ -26,7 +26,14 @@ from hyperpilot.agents.tuner.halving import (
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.agents.tuner.workers import Bound, TrialPool, TrialStopped
 from hyperpilot.tools.errors import TrialFailed
-from hyperpilot.tools.evaluate import cross_validate, cross_validate_oof, get_metric, make_folds
+from hyperpilot.tools.evaluate import (
+    cross_validate,
+    cross_validate_oof,
+    get_metric,
+    make_folds,
+    oob_applies,
+    oob_validate,
+)
 from hyperpilot.tools.preprocess import build_pipeline
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.types import (
@@ -237,8 +244,14 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
 def evaluate_trial(data: TrainingData, pipeline: Any, task: TaskSpec, number: int,
                    pruner: SuccessiveHalving | None, rungs: Sequence[int]) -> CVOutcome:
     """Cross-validate an unfitted pipeline on the run's folds, with its out-of-fold
-    predictions: every fold, or fold by fold with ``pruner`` judging at ``rungs``. Takes and
-    returns plain data, so it runs the same in a worker process."""
+    predictions: every fold, or fold by fold with ``pruner`` judging at ``rungs``; a bagged
+    forest is fitted once and scored out of bag on the same folds (``oob_validate``), about a
+    fifth of the time of five fits. Takes and returns plain data, so it runs the same in a
+    worker process."""
+    if oob_applies(pipeline, data.folds, len(data.y), task.metric):
+        scores, oof = oob_validate(pipeline, data.X, data.y, data.folds, task.metric,
+                                   task.positive_class, task.task_type)
+        return CVOutcome(scores, oof=oof, out_of_bag=True)
     if pruner is None:
         scores, oof = cross_validate_oof(pipeline, data.X, data.y, data.folds, task.metric,
                                          task.positive_class, task.task_type)
@@ -287,6 +300,15 @@ def halving_for(history: Sequence[TrialRecord], family: str, plan_id: str,
     if not enabled or not full or float(np.median(full)) < HALVING_MIN_SECONDS:
         return None
     return FoldHalving()
+
+
+def one_fit_seconds(trial: TrialRecord, n_folds: int) -> float:
+    """About how long fitting ``trial``'s pipeline once on every training row takes: its
+    trial was one fit each of ``n_folds`` folds on ``(k - 1) / k`` of the rows, or one fit on
+    all of them when scored out of bag."""
+    if trial.tuner.get("out_of_bag"):
+        return trial.seconds
+    return trial.seconds / max(n_folds - 1, 1)
 
 
 def refit(trial: TrialRecord, task: TaskSpec, profile: DataProfile, data: TrainingData,

@@ -128,6 +128,8 @@ class CVOutcome:
     fold_scores: list[float] = field(default_factory=list)
     stopped: Verdict | None = None
     oof: np.ndarray | None = None
+    # Scored out of bag: one fit on every row, not one per fold (``oob_validate``).
+    out_of_bag: bool = False
 
 
 def evaluate_with_halving(pipeline: Any, data: TrainingData, task: TaskSpec, trial: int,
@@ -169,7 +171,8 @@ def tell_outcome(study: Study, trial: Trial, outcome: CVOutcome, seconds: float)
     ``error`` and ``pruned_rung`` / ``rung_score`` in ``tuner``."""
     if outcome.stopped is None:
         return study.tell(trial, float(np.mean(outcome.fold_scores)),
-                          fold_scores=outcome.fold_scores, seconds=seconds)
+                          fold_scores=outcome.fold_scores, seconds=seconds,
+                          info={"out_of_bag": True} if outcome.out_of_bag else None)
     verdict = outcome.stopped
     return study.tell(trial, None, state=TrialState.PRUNED, fold_scores=outcome.fold_scores,
                       seconds=seconds, error=verdict.reason,

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from hyperpilot.agents.planner import Plan
-from hyperpilot.agents.tuner.agent import TrainingData, build_model_pipeline
+from hyperpilot.agents.tuner.agent import TrainingData, build_model_pipeline, one_fit_seconds
 from hyperpilot.tools.ensemble import (
     CALIBRATION_METRICS,
     THRESHOLD_METRICS,
@@ -148,9 +148,8 @@ def ensemble_refusal(task: TaskSpec, n_candidates: int) -> str:
 
 
 def refit_seconds(trial: TrialRecord, n_folds: int) -> float:
-    """About how long refitting ``trial`` on every training row takes: one CV fit each
-    fold, on ``(k - 1) / k`` of the rows."""
-    return REFIT_MARGIN * trial.seconds / max(n_folds - 1, 1)
+    """About how long refitting ``trial`` on every training row takes, with a margin."""
+    return REFIT_MARGIN * one_fit_seconds(trial, n_folds)
 
 
 def fit_final(choice: FinalChoice, task: TaskSpec, profile: DataProfile, plans: dict[str, Plan],

@@ -14,7 +14,7 @@ import numpy as np
 from langgraph.types import Send
 
 from hyperpilot.agents.planner import BASELINE
-from hyperpilot.agents.tuner.agent import halving_for, next_family, run_trial
+from hyperpilot.agents.tuner.agent import halving_for, next_family, one_fit_seconds, run_trial
 from hyperpilot.pipelines.graph.planning import revision_budget
 from hyperpilot.pipelines.graph.state import (
     RunContext,
@@ -166,7 +166,7 @@ def finish_reserve(trials: list[TrialRecord], limit: float, direction: str,
     reserve = max(FINISH_SHARE_OF_TIME * limit, FINISH_RESERVE_SECONDS)
     best = best_trial(trials, direction)
     if best is not None and len(best.fold_scores) > 1:
-        refit = best.seconds / (len(best.fold_scores) - 1)
+        refit = one_fit_seconds(best, len(best.fold_scores))
         reserve = max(reserve, refits * refit + FINISH_RESERVE_SECONDS)
     return min(reserve, 0.5 * limit)
 
