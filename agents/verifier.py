@@ -276,7 +276,8 @@ def measure(pipeline: Any, data: TrainingData, X_holdout: pd.DataFrame, y_holdou
     gain = (score - base_holdout) * (1 if task.direction == "maximize" else -1)
     # One single-feature screen serves both leak checks: the 0.99 flags and the suspects a
     # dominance test looks at.
-    rows = data.X.assign(**{task.target: data.y})
+    # concat, not assign: a wide frame built column by column warns it is fragmented
+    rows = pd.concat([data.X, data.y.rename(task.target)], axis=1)
     scores = single_feature_scores(rows, task.target, model_features(pipeline, profile),
                                    task.task_type, seed=seed)
     suspected = dominant_leaks(pipeline, X_holdout, y_holdout,

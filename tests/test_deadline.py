@@ -123,6 +123,29 @@ def test_the_trial_cap_follows_the_run_and_spares_the_baseline_forest() -> None:
                      timed) == pytest.approx(16.0)
 
 
+def test_the_finish_reserve_holds_the_refits_of_the_likely_ensemble() -> None:
+    from hyperpilot.pipelines.graph.schedule import FINISH_RESERVE_SECONDS, finish_reserve
+    from hyperpilot.tools.types import TrialRecord
+
+    def done(number: int, model: str, score: float, seconds: float, **tuner: object) -> TrialRecord:
+        return TrialRecord(number=number, model=model, config={}, score=score,
+                           fold_scores=[score] * 5, seconds=seconds, state=TrialState.COMPLETE,
+                           tuner=dict(tuner))
+
+    trials = [done(0, "lightgbm", 0.90, 8.0), done(1, "lightgbm", 0.80, 40.0),  # not its best
+              done(2, "hist_gb", 0.89, 12.0), done(3, "random_forest", 0.88, 6.0, out_of_bag=True),
+              done(4, "linear", 0.70, 100.0)]  # fourth family: not in the ensemble's reserve
+    # one fit each: 8/4 + 12/4 for 5-fold trials, 6 for the out-of-bag forest's single fit
+    ensemble = 2.0 + 3.0 + 6.0
+    assert finish_reserve(trials, 50.0, "maximize", refits=2) == \
+        pytest.approx(ensemble + FINISH_RESERVE_SECONDS)
+    # the best trial's refits, when they take longer than one refit of the ensemble
+    assert finish_reserve(trials, 50.0, "maximize", refits=6) == \
+        pytest.approx(6 * 2.0 + FINISH_RESERVE_SECONDS)
+    assert finish_reserve(trials[:1], 50.0, "maximize") == pytest.approx(10.0)  # 20% share
+    assert finish_reserve(trials, 30.0, "maximize", refits=2) == pytest.approx(15.0)  # half at most
+
+
 class Answer(BaseModel):
     value: int
 

@@ -46,6 +46,23 @@ def test_greedy_selection_finds_the_weights_that_cancel_the_errors() -> None:
     assert picked.path[0] == pytest.approx(1.0)
 
 
+def test_greedy_selection_takes_only_members_whose_refits_fit_the_time_left() -> None:
+    y = np.linspace(0.0, 10.0, 40)
+    over, under, far_under = y + 1.0, y - 2.0, y - 3.0
+    oofs = [over, under, far_under]
+    free = greedy_selection(oofs, y, _tests(40), "rmse", None, rounds=10)
+    assert free.weights == [2, 1, 0] and not free.priced_out
+    # "under" takes 50 s to refit; with 20 s left the cheaper one joins (3 x over + 1 x it)
+    timed = greedy_selection(oofs, y, _tests(40), "rmse", None, rounds=10, costs=[5.0, 50.0, 10.0],
+                             budget=20.0)
+    assert timed.weights == [3, 0, 1] and timed.priced_out
+    assert timed.score == pytest.approx(0.0, abs=1e-12)
+    # the best single one ships whatever it costs
+    alone = greedy_selection(oofs, y, _tests(40), "rmse", None, rounds=10, costs=[30.0, 50.0, 10.0],
+                             budget=20.0)
+    assert alone.members == [0] and alone.score == pytest.approx(1.0)
+
+
 def test_greedy_selection_keeps_the_best_single_model_when_blending_only_hurts() -> None:
     y = np.linspace(0.0, 1.0, 20)
     picked = greedy_selection([y + 0.01, y + 0.5], y, _tests(20), "mae", None, rounds=5)
@@ -180,3 +197,31 @@ def test_permutation_importance_and_feature_count_see_through_an_ensemble(
     assert table[0]["feature"] == "a" and table[0]["importance"] > 0.05
     profile = DataProfile.model_construct(features=["a", "b", "c"])
     assert model_features(model, profile) == ["a", "b", "c"]
+
+
+def test_a_trial_for_balanced_accuracy_is_scored_at_its_tuned_threshold() -> None:
+    """On a rare class, most-probable-class balanced accuracy is about 0.5 for every config;
+    the trial's folds are scored at the cut-off chosen on the other folds instead."""
+    from hyperpilot.agents.tuner.agent import TrainingData, build_model_pipeline, evaluate_trial
+    from hyperpilot.tools.data import profile_table
+    from hyperpilot.tools.types import TaskSpec
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(600, 4)), columns=["a", "b", "c", "d"])
+    y = pd.Series(np.where(X["a"] + rng.normal(scale=1.5, size=600) > 2.6, "bad", "good"))
+    task = TaskSpec(text="t", task_type="binary", target="y", metric="balanced_accuracy",
+                    direction="maximize", positive_class="bad")
+    profile = profile_table(X.assign(y=y), "y")
+    data = TrainingData(X, y, make_folds(y.to_numpy(), "binary", 5, 0))
+    pipeline = build_model_pipeline("linear", {"C": 1.0}, task, profile, seed=0)
+    outcome = evaluate_trial(data, pipeline, task, 0, None, ())
+    plain, oof = cross_validate_oof(pipeline, X, y, data.folds, "balanced_accuracy", "bad", "binary")
+    tests = [test for _, test in data.folds]
+    found = tune_threshold(oof, y, tests, "balanced_accuracy", np.array(["bad", "good"]), "bad")
+    assert found.helps and np.mean(plain) < 0.6
+    assert outcome.fold_scores == pytest.approx(list(found.fold_scores))
+    assert np.mean(outcome.fold_scores) > np.mean(plain) + 0.1
+    # accuracy takes no threshold: its trials score as they stand
+    as_is = evaluate_trial(data, pipeline, task.model_copy(update={"metric": "accuracy"}), 0, None, ())
+    assert as_is.fold_scores == pytest.approx(
+        cross_validate_oof(pipeline, X, y, data.folds, "accuracy", "bad", "binary")[0])

@@ -46,6 +46,35 @@ def test_the_ensemble_is_dropped_when_its_refit_would_pass_the_deadline() -> Non
     assert "time limit" in choice.notes[0]
 
 
+def test_time_ordered_folds_still_get_an_ensemble_and_a_threshold() -> None:
+    """The earliest rows are never tested in time order; their NaN OOF rows are left out."""
+    from hyperpilot.tools.evaluate import make_folds
+
+    trials, task, data, _ = _setting()
+    folds = make_folds(data.y.to_numpy(), "regression", 4, 0, time_ordered=True)
+    data = TrainingData(X=data.X, y=data.y, folds=folds)
+    untested = np.setdiff1d(np.arange(40), np.concatenate([t for _, t in folds]))
+    assert len(untested) > 0
+    arrays = {0: data.y.to_numpy() + 1.0, 1: data.y.to_numpy() - 2.0}
+    for array in arrays.values():
+        array[untested] = np.nan
+    choice = choose_final(trials, trials[0], task, data, lambda plan, n: arrays[n], None)
+    assert choice.kind == "ensemble" and [m.weight for m in choice.members] == [2, 1]
+    # a binary task in time order: the threshold is tuned on the tested rows alone
+    y = pd.Series(np.where(np.arange(40) % 3 == 0, "yes", "no"))
+    binary = TrainingData(X=data.X, y=y, folds=folds)
+    proba = np.column_stack([np.full(40, 0.6), np.full(40, 0.4)])
+    proba[y.to_numpy() == "yes"] = [0.6, 0.4]  # "no" wins every row at 0.5: F1 of "yes" is 0
+    proba[y.to_numpy() == "no"] = [0.7, 0.3]
+    proba[untested] = np.nan
+    f1 = task.model_copy(update={"task_type": "binary", "metric": "f1", "direction": "maximize",
+                                 "positive_class": "yes"})
+    record = trials[0].model_copy(update={"score": 0.0})
+    chosen = choose_final([record], record, f1, binary, lambda plan, n: proba, None)
+    assert chosen.threshold is not None and 0.3 < chosen.threshold <= 0.4
+    assert chosen.cv_score == pytest.approx(1.0)
+
+
 def test_no_ensemble_for_an_interpretable_task() -> None:
     trials, task, data, oof = _setting(Constraints(interpretable=True))
     choice = choose_final(trials, trials[0], task, data, oof, None)

@@ -117,6 +117,8 @@ class Selection:
     weights: list[int]
     score: float
     path: list[float]
+    # Whether the budget kept a candidate out in some round.
+    priced_out: bool = False
 
     @property
     def members(self) -> list[int]:
@@ -125,41 +127,58 @@ class Selection:
 
 def greedy_selection(oofs: Sequence[np.ndarray], y: Any, tests: Tests, metric: str,
                      classes: np.ndarray | None, positive_class: Any = None,
-                     rounds: int = 20) -> Selection:
+                     rounds: int = 20, costs: Sequence[float] | None = None,
+                     budget: float = math.inf, task_type: str = "") -> Selection:
     """Caruana's greedy selection with replacement over the candidates' OOF predictions.
 
     Starts from the best single candidate; each round adds the candidate (possibly one
     already in) whose addition scores best; the returned weights are those of the best
     round (the earlier on a tie), so the result is never worse than the best single one.
+    With ``costs`` (each candidate's refit seconds), a candidate not yet in joins only while
+    the members' costs together stay within ``budget``: the ensemble that can be refitted in
+    the time left, not a better one that cannot (the best single one is always allowed).
 
     Args:
         oofs: each candidate's OOF predictions, one layout for all.
         y: the true targets; tests: each fold's test row positions.
         metric: a name from ``METRICS``; classes, positive_class: as for ``score_oof``.
         rounds: the most picks in all.
+        costs: each candidate's cost to include (seconds to refit it); None: no limit.
+        budget: the most the members may cost together.
+        task_type: with "binary" and a threshold metric, blends are scored at their tuned
+            threshold (``decided_score``), as the shipped model decides.
     """
     if not oofs:
         raise ValueError("greedy selection needs at least one candidate")
     direction = get_metric(metric).direction
 
     def score(prediction: np.ndarray) -> float:
-        return score_oof(prediction, y, tests, metric, classes, positive_class)
+        return decided_score(prediction, y, tests, metric, classes, positive_class, task_type)
 
     singles = [score(o) for o in oofs]
     first = _best_index(singles, direction)
     counts = [0] * len(oofs)
     counts[first] = 1
+    spent = 0.0 if costs is None else float(costs[first])
     total = np.asarray(oofs[first], dtype=float).copy()
     best_counts, best_score, path = list(counts), singles[first], [singles[first]]
+    priced_out = False
     for step in range(2, rounds + 1):
-        tried = [score((total + o) / step) for o in oofs]
+        allowed = [counts[i] > 0 or costs is None or spent + costs[i] <= budget
+                   for i in range(len(oofs))]
+        priced_out = priced_out or not all(allowed)
+        ruled_out = -math.inf if direction == "maximize" else math.inf
+        tried = [score((total + o) / step) if ok else ruled_out
+                 for o, ok in zip(oofs, allowed, strict=True)]
         pick = _best_index(tried, direction)
+        if costs is not None and counts[pick] == 0:
+            spent += float(costs[pick])
         counts[pick] += 1
         total += oofs[pick]
         path.append(tried[pick])
         if is_better(tried[pick], best_score, direction):
             best_counts, best_score = list(counts), tried[pick]
-    return Selection(weights=best_counts, score=best_score, path=path)
+    return Selection(weights=best_counts, score=best_score, path=path, priced_out=priced_out)
 
 
 def _best_index(scores: Sequence[float], direction: str) -> int:
@@ -180,6 +199,49 @@ class ThresholdChoice:
     threshold: float
     score: float
     default_score: float
+    # Each fold's score at the cut-off chosen on the other folds (``score`` is their mean).
+    fold_scores: tuple[float, ...] = ()
+
+    @property
+    def helps(self) -> bool:
+        """Whether the cut-off beats the most-probable-class decision on the same rows."""
+        return is_better(self.score, self.default_score, "maximize")
+
+
+def thresholds_apply(task_type: str, metric: str, classes: np.ndarray | None) -> bool:
+    """Whether predictions for this task are cut at a tuned threshold (binary f1 and
+    balanced accuracy)."""
+    return task_type == "binary" and metric in THRESHOLD_METRICS and classes is not None \
+        and len(classes) == 2
+
+
+def tested_rows(oof: np.ndarray, y: Any, tests: Sequence[np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The OOF predictions, targets and fold test positions of the rows some fold tests.
+
+    Shuffled K-fold tests every row; time-ordered folds never test the earliest stretch,
+    whose OOF rows are NaN. Choices cross-fitted over "the other folds' rows" must not see
+    those, so they get the tested rows alone, the test positions renumbered to match.
+    """
+    y = np.asarray(y)
+    tested = np.unique(np.concatenate(list(tests)))
+    if len(tested) == len(y):
+        return oof, y, list(tests)
+    position = np.full(len(y), -1)
+    position[tested] = np.arange(len(tested))
+    return oof[tested], y[tested], [position[test] for test in tests]
+
+
+def decided_score(prediction: np.ndarray, y: Any, tests: Tests, metric: str,
+                  classes: np.ndarray | None, positive_class: Any = None,
+                  task_type: str = "binary") -> float:
+    """``score_oof`` of the decision the model would ship: at the tuned threshold (its
+    cross-fitted score) where thresholds apply and the cut-off helps, else as it stands."""
+    if thresholds_apply(task_type, metric, classes):
+        found = tune_threshold(*tested_rows(prediction, y, tests), metric, classes,  # type: ignore[arg-type]
+                               positive_class)
+        return max(found.score, found.default_score)
+    return score_oof(prediction, y, tests, metric, classes, positive_class)
 
 
 def tune_threshold(proba: np.ndarray, y: Any, tests: Tests, metric: str, classes: np.ndarray,
@@ -209,7 +271,7 @@ def tune_threshold(proba: np.ndarray, y: Any, tests: Tests, metric: str, classes
     default = score_oof(proba, y, tests, metric, classes, positive_class)
     threshold = float(cuts[int(np.argmax(_binary_scores(p, is_pos, cuts, metric)))])
     return ThresholdChoice(threshold=threshold, score=float(np.mean(crossed)),
-                           default_score=default)
+                           default_score=default, fold_scores=tuple(crossed))
 
 
 def _binary_scores(p: np.ndarray, is_pos: np.ndarray, cuts: np.ndarray, metric: str) -> np.ndarray:

@@ -3,6 +3,7 @@ decision threshold or a probability calibration where either beats it on OOF pre
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -14,7 +15,6 @@ from hyperpilot.agents.planner import Plan
 from hyperpilot.agents.tuner.agent import TrainingData, build_model_pipeline, one_fit_seconds
 from hyperpilot.tools.ensemble import (
     CALIBRATION_METRICS,
-    THRESHOLD_METRICS,
     CalibratedModel,
     ThresholdClassifier,
     WeightedEnsemble,
@@ -22,6 +22,8 @@ from hyperpilot.tools.ensemble import (
     choose_calibration,
     greedy_selection,
     model_features,
+    tested_rows,
+    thresholds_apply,
     tune_threshold,
 )
 from hyperpilot.tools.evaluate import is_better, oof_classes
@@ -82,21 +84,26 @@ def single(best: TrialRecord, task: TaskSpec, notes: Sequence[str] = ()) -> Fina
 
 
 def choose_final(trials: Sequence[TrialRecord], best: TrialRecord, task: TaskSpec,
-                 data: TrainingData, oof_of: OOFSource, deadline: float | None) -> FinalChoice:
-    """The ensemble when it beats ``best``'s CV score and its refit fits before
-    ``deadline``, else ``best``; then a threshold or calibration where it helps on OOF."""
-    choice, oof = _ensemble_or_single(trials, best, task, data, oof_of, deadline)
+                 data: TrainingData, oof_of: OOFSource, deadline: float | None,
+                 refits: float = 1) -> FinalChoice:
+    """The ensemble when it beats ``best``'s CV score and its ``refits`` refits (in
+    first-refit units) fit before ``deadline``, else ``best``; then a threshold or
+    calibration where it helps on OOF."""
+    choice, oof = _ensemble_or_single(trials, best, task, data, oof_of, deadline, refits)
     if oof is None:
         return choice
-    tests = [test for _, test in data.folds]
+    oof, y, tests = tested_rows(oof, data.y, [test for _, test in data.folds])
     classes = oof_classes(data.y, task.task_type)
-    if task.task_type == "binary" and task.metric in THRESHOLD_METRICS and classes is not None:
-        found = tune_threshold(oof, data.y, tests, task.metric, classes, task.positive_class)
-        if is_better(found.score, max(found.default_score, choice.cv_score), "maximize"):
+    if thresholds_apply(task.task_type, task.metric, classes):
+        # Trials and blends were scored at their own tuned cut-off where it helps: the
+        # cut-off ships when it beats the most-probable-class decision on the same rows.
+        found = tune_threshold(oof, y, tests, task.metric, classes, task.positive_class)
+        if found.helps:
             return choice.model_copy(update={"threshold": found.threshold,
                                              "cv_score": found.score})
+        return choice
     if task.metric in CALIBRATION_METRICS and classes is not None:
-        calibrated = choose_calibration(oof, data.y, tests, classes)
+        calibrated = choose_calibration(oof, y, tests, classes)
         if is_better(calibrated.score, min(calibrated.default_score, choice.cv_score),
                      "minimize"):
             return choice.model_copy(update={
@@ -106,25 +113,39 @@ def choose_final(trials: Sequence[TrialRecord], best: TrialRecord, task: TaskSpe
 
 
 def _ensemble_or_single(trials: Sequence[TrialRecord], best: TrialRecord, task: TaskSpec,
-                        data: TrainingData, oof_of: OOFSource, deadline: float | None
-                        ) -> tuple[FinalChoice, np.ndarray | None]:
+                        data: TrainingData, oof_of: OOFSource, deadline: float | None,
+                        refits: float = 1) -> tuple[FinalChoice, np.ndarray | None]:
+    tested = np.unique(np.concatenate([test for _, test in data.folds]))
+    # Time-ordered folds leave the earliest rows untested (NaN): every tested row must be finite.
     candidates = [(t, o) for t in ranked_trials(trials, task.direction)[:ENSEMBLE_CANDIDATES]
-                  if (o := oof_of(t.plan_id, t.number)) is not None and np.isfinite(o).all()]
+                  if (o := oof_of(t.plan_id, t.number)) is not None
+                  and np.isfinite(o[tested]).all()]
     # A model without predict_proba has one-hot OOF labels; the wrappers read it the same way.
     best_oof = next((o for t, o in candidates if t.number == best.number), None)
     reason = ensemble_refusal(task, len(candidates))
     if reason:
         return single(best, task, [reason]), best_oof
     tests = [test for _, test in data.folds]
+    # Members join only while their refits fit in the time left.
+    costs = [refits * refit_seconds(t, len(data.folds)) for t, _ in candidates]
+    selecting = time.time()
+    budget = math.inf if deadline is None else deadline - selecting
     picked = greedy_selection([o for _, o in candidates], data.y, tests, task.metric,
                               oof_classes(data.y, task.task_type), task.positive_class,
-                              ENSEMBLE_ROUNDS)
+                              ENSEMBLE_ROUNDS, costs=costs, budget=budget,
+                              task_type=task.task_type)
     if len(picked.members) < 2 or not is_better(picked.score, best.score, task.direction):
+        if picked.priced_out:
+            return single(best, task, ["no ensemble: none that beats the best single trial "
+                                       f"can be refitted in the {max(budget, 0):.0f} s the time "
+                                       "limit leaves"]), best_oof
         return single(best, task, [f"greedy ensemble ({picked.score:.4f} on OOF) does not beat "
                                    "the best single trial"]), best_oof
     chosen = [(candidates[i][0], picked.weights[i]) for i in picked.members]
-    seconds = sum(refit_seconds(t, len(data.folds)) for t, _ in chosen)
-    if deadline is not None and time.time() + seconds > deadline:
+    seconds = refits * sum(refit_seconds(t, len(data.folds)) for t, _ in chosen)
+    # Judged as of the selection's start, as its budget was: the second or so that the
+    # selection itself takes comes out of the verification reserve after ``deadline``.
+    if deadline is not None and selecting + seconds > deadline:
         return single(best, task, [f"ensemble dropped: refitting its {len(chosen)} members "
                                    f"(about {seconds:.0f} s) would pass the time limit"]), best_oof
     members = [Member(trial=t.number, plan_id=t.plan_id, model=t.model, config=t.config,

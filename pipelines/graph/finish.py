@@ -20,6 +20,7 @@ from hyperpilot.pipelines.graph.final_model import (
     single,
 )
 from hyperpilot.pipelines.graph.report import plan_summaries
+from hyperpilot.pipelines.graph.schedule import final_refits
 from hyperpilot.pipelines.graph.state import (
     RunContext,
     RunState,
@@ -77,7 +78,10 @@ def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[s
     best = winner(trials, task.direction, ctx.options.time_limit)
     plan = plans[best.plan_id]
     data = ctx.training(state)
-    choice = choose_final(trials, best, task, data, ctx.oof, deadline)
+    # In time order the model must also be refit on the latest rows (the holdout): an
+    # ensemble is worth it only if that refit fits too.
+    refits = final_refits(ctx.options.refit_all) if task.time_column else 1
+    choice = choose_final(trials, best, task, data, ctx.oof, deadline, refits)
     ctx.progress(f"[select] {choice.summary} with CV {task.metric} {choice.cv_score:.4f}; "
                  f"refitting on {len(state['split']['train'])} rows")
     fit_started = time.time()

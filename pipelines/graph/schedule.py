@@ -26,7 +26,7 @@ from hyperpilot.pipelines.graph.state import (
     task_of,
     trials_of,
 )
-from hyperpilot.tools.types import TaskSpec, TrialRecord, TrialState, best_trial
+from hyperpilot.tools.types import TaskSpec, TrialRecord, TrialState, best_trial, ranked_trials
 
 # Tuning stops this far before --time-limit, leaving time to refit and verify the winner:
 # a share of the limit, but never less than a fixed reserve (a fresh-process reload alone
@@ -42,6 +42,8 @@ TRIAL_CAP_SHARE = 0.15
 TRIAL_CAP_AFTER = 2
 # The refit on every row (holdout included) sees a quarter more rows than the first refit.
 REFIT_ALL_SHARE = 1.25
+# The finish reserve holds refits for an ensemble of the best trials of this many families.
+ENSEMBLE_FAMILIES = 3
 # With no trial count given, each extra round while time is left gives the best plan's
 # families this many trials, best family first.
 EXTRA_ROUND = (3, 2, 1)
@@ -143,8 +145,15 @@ def tuning_deadline(state: RunState, ctx: RunContext) -> float | None:
     direction = task_of(state).direction
     if best_trial(trials, direction) is None:
         return end
-    refits = 1 + REFIT_ALL_SHARE if ctx.options.refit_all else 1
-    return end - finish_reserve(trials, limit, direction, refits)
+    task = task_of(state)
+    refits = final_refits(ctx.options.refit_all)
+    return end - finish_reserve(trials, limit, direction, refits,
+                                ensemble_refits=refits if task.time_column else 1)
+
+
+def final_refits(refit_all: bool) -> float:
+    """How many fits on all training rows the shipped model takes, in first-refit units."""
+    return 1 + REFIT_ALL_SHARE if refit_all else 1
 
 
 def current_trials(state: RunState, ctx: RunContext) -> list[TrialRecord]:
@@ -159,16 +168,30 @@ def current_trials(state: RunState, ctx: RunContext) -> list[TrialRecord]:
 
 
 def finish_reserve(trials: list[TrialRecord], limit: float, direction: str,
-                   refits: float = 1) -> float:
+                   refits: float = 1, ensemble_refits: float = 1) -> float:
     """Seconds kept for what follows tuning: a share of the limit, at least a fixed reserve,
-    and at least the best trial's refits (``refits`` fits on all training rows, each about
-    one CV trial's time divided by its folds less one) on top of that reserve."""
+    and on top of that reserve, the longer of the best trial's refits (``refits`` fits on all
+    training rows) and one refit of the ensemble likely to ship: the best trial of each of
+    the ``ENSEMBLE_FAMILIES`` leading families. A reserve for the best one alone left an
+    ensemble that beat it on CV no time to be refitted. The ensemble's own refit on every
+    row happens only if time is left, unless ``ensemble_refits`` holds time for it too (in
+    time order, where the holdout is the latest stretch and a model without it is stale)."""
     reserve = max(FINISH_SHARE_OF_TIME * limit, FINISH_RESERVE_SECONDS)
-    best = best_trial(trials, direction)
-    if best is not None and len(best.fold_scores) > 1:
-        refit = one_fit_seconds(best, len(best.fold_scores))
-        reserve = max(reserve, refits * refit + FINISH_RESERVE_SECONDS)
+    members = likely_members(trials, direction)
+    if members:
+        best = refits * one_fit_seconds(members[0], len(members[0].fold_scores))
+        ensemble = ensemble_refits * sum(one_fit_seconds(t, len(t.fold_scores)) for t in members)
+        reserve = max(reserve, max(best, ensemble) + FINISH_RESERVE_SECONDS)
     return min(reserve, 0.5 * limit)
+
+
+def likely_members(trials: list[TrialRecord], direction: str) -> list[TrialRecord]:
+    """The best complete trial of each family, for the ``ENSEMBLE_FAMILIES`` best families."""
+    leaders: dict[str, TrialRecord] = {}
+    for trial in ranked_trials(trials, direction):  # best first
+        if len(trial.fold_scores) > 1:
+            leaders.setdefault(trial.model, trial)
+    return list(leaders.values())[:ENSEMBLE_FAMILIES]
 
 
 def time_stop(state: RunState, trials: list[TrialRecord], ctx: RunContext) -> str:
