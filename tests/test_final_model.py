@@ -128,3 +128,13 @@ def test_without_refit_all_the_saved_model_is_the_one_the_holdout_scored(tmp_pat
 
 def state_trials_complete(state: dict) -> int:
     return sum(t["state"] == "COMPLETE" for t in state["trials"])
+
+
+def test_the_refit_on_every_row_may_use_the_verification_time_measuring_showed_spare() -> None:
+    from hyperpilot.pipelines.graph.finish import VERIFY_RESERVE_SECONDS, refit_deadline
+
+    # measuring took 1 s: verifying takes about 3 s (the floor), not the 8 s reserved
+    assert refit_deadline(100.0, 1.0) == pytest.approx(100.0 + VERIFY_RESERVE_SECONDS - 3.0)
+    assert refit_deadline(100.0, 2.5) == pytest.approx(100.0 + VERIFY_RESERVE_SECONDS - 5.0)
+    assert refit_deadline(100.0, 30.0) == 100.0  # never earlier than the reserve allowed
+    assert refit_deadline(None, 1.0) is None

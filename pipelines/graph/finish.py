@@ -42,6 +42,10 @@ REVISION_TIME_SHARE = 0.4
 # Refitting stops this long before --time-limit: what verifying the model takes (holdout
 # scores, the leak screen, latency timing, a fresh-process reload).
 VERIFY_RESERVE_SECONDS = 8.0
+# Once the model has been measured, verifying it takes about this many times as long as
+# measuring did, and at least the floor (the fresh-process reload alone).
+VERIFY_PER_MEASURE = 2.0
+VERIFY_FLOOR_SECONDS = 3.0
 
 
 def winner(trials: list[TrialRecord], direction: str, limit: float | None = None) -> TrialRecord:
@@ -96,11 +100,13 @@ def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[s
     ctx.folder.save_model(model)
     ctx.folder.save_holdout(ctx.holdout_rows(state))
     X_hold, y_hold = ctx.holdout(state)
+    measuring = time.time()
     measured = measure(model, data, X_hold, y_hold, task, profile, ctx.folder.model,
                        ctx.options.seed)
     ctx.progress(f"[holdout] {task.metric} {measured.holdout_score:.4f} on {len(y_hold)} rows "
                  "never seen in tuning")
-    shipped = refit_every_row(ctx, state, choice, data, X_hold, y_hold, fit_seconds, deadline)
+    shipped = refit_every_row(ctx, state, choice, data, X_hold, y_hold, fit_seconds,
+                              refit_deadline(deadline, time.time() - measuring))
     return {
         "shipped": shipped,
         "plan": plan.model_dump(),
@@ -114,6 +120,17 @@ def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[s
         "deployment": measured.deployment.model_dump(),
         "leak_screen": measured.leak_screen.model_dump(),
     }
+
+
+def refit_deadline(deadline: float | None, measure_seconds: float) -> float | None:
+    """When the refit on every row must be done: the verification reserve is a guess made
+    before anything was measured; by now measuring the model has taken ``measure_seconds``,
+    and verifying it (the same holdout scoring and timing, plus a fresh-process reload) takes
+    about twice that, at least ``VERIFY_FLOOR_SECONDS``. Never earlier than ``deadline``."""
+    if deadline is None:
+        return None
+    verify = max(VERIFY_FLOOR_SECONDS, VERIFY_PER_MEASURE * measure_seconds)
+    return max(deadline, deadline + VERIFY_RESERVE_SECONDS - verify)
 
 
 def refit_every_row(ctx: RunContext, state: RunState, choice: FinalChoice, data: TrainingData,
