@@ -34,10 +34,9 @@ from hyperpilot.tools.evaluate import (
     fold_predictions,
     get_metric,
     is_better,
+    oof_fold_scores,
     resolve_positive_class,
-    score_label_codes,
     score_predictions,
-    score_proba_codes,
 )
 from hyperpilot.tools.preprocess import features_used
 from hyperpilot.tools.types import DataProfile
@@ -85,27 +84,7 @@ def score_oof(prediction: np.ndarray, y: Any, tests: Tests, metric: str,
         classes: the probability columns' labels; None for regression.
         positive_class: the positive label for binary metrics.
     """
-    y = np.asarray(y)
-    needs_proba = get_metric(metric).needs_proba
-    if classes is not None:  # class codes: no per-call checks, thousands of calls stay cheap
-        codes = np.searchsorted(classes, y)
-        pos = list(classes).index(resolve_positive_class(positive_class, classes))
-        if needs_proba:
-            return float(np.mean([score_proba_codes(metric, codes[t], prediction[t], pos)
-                                  for t in tests]))
-        picks = np.argmax(prediction, axis=1)
-        return float(np.mean([score_label_codes(metric, codes[t], picks[t], len(classes), pos)
-                              for t in tests]))
-    scores = []
-    for test in tests:
-        part = prediction[test]
-        if needs_proba:
-            scores.append(score_predictions(metric, y[test], proba=part, classes=classes,
-                                            positive_class=positive_class))
-        else:
-            scores.append(score_predictions(metric, y[test], y_pred=decode(part, classes),
-                                            classes=classes, positive_class=positive_class))
-    return float(np.mean(scores))
+    return float(np.mean(oof_fold_scores(prediction, y, tests, metric, classes, positive_class)))
 
 
 # --- greedy ensemble selection -----------------------------------------------------------

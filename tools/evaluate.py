@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -242,6 +242,34 @@ def _auc(score: np.ndarray, is_pos: np.ndarray) -> float:
         raise ValueError("ROC AUC needs both classes among the rows")
     ranks = rankdata(score)
     return float((ranks[is_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def oof_fold_scores(prediction: np.ndarray, y: Any, tests: Sequence[np.ndarray], metric: str,
+                    classes: np.ndarray | None, positive_class: Any = None) -> list[float]:
+    """``metric`` on each fold's test rows of out-of-fold predictions, as CV scores are.
+
+    Classification predictions are probability columns in ``classes`` order (labels: the most
+    probable class), scored on class codes (``score_label_codes``, ``score_proba_codes``):
+    ensemble selection scores thousands of blends and scikit-learn's per-call checks would
+    dominate. Regression predictions are values.
+
+    Args:
+        prediction: OOF predictions (``fold_predictions`` layout) for every row of ``y``.
+        y: the true targets.
+        tests: each fold's test row positions.
+        metric: a name from ``METRICS``.
+        classes: the probability columns' labels (sorted); None for regression.
+        positive_class: the positive label for binary metrics.
+    """
+    y = np.asarray(y)
+    if classes is None:
+        return [score_predictions(metric, y[test], y_pred=prediction[test]) for test in tests]
+    codes = np.searchsorted(classes, y)
+    pos = list(classes).index(resolve_positive_class(positive_class, classes))
+    if get_metric(metric).needs_proba:
+        return [score_proba_codes(metric, codes[t], prediction[t], pos) for t in tests]
+    picks = np.argmax(prediction, axis=1)
+    return [score_label_codes(metric, codes[t], picks[t], len(classes), pos) for t in tests]
 
 
 def _score_proba(metric: str, y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray,
@@ -489,20 +517,8 @@ def oob_validate(pipeline: BaseEstimator, X: Any, y: Any, folds: Folds, metric: 
         raise TrialFailed(_reason(0, error)) from error
     if not np.isfinite(oof).all():  # a row that every tree saw: score it fold by fold instead
         return cross_validate_oof(pipeline, X, y, folds, metric, positive_class, task_type)
-    y = np.asarray(y)
-    scores = []
-    for number, (_, test) in enumerate(folds):
-        part = oof[test]
-        if classes is None:
-            score = score_predictions(metric, y[test], y_pred=part)
-        elif get_metric(metric).needs_proba:
-            score = score_predictions(metric, y[test], proba=part, classes=classes,
-                                      positive_class=positive_class)
-        else:
-            score = score_predictions(metric, y[test], y_pred=classes[part.argmax(axis=1)],
-                                      classes=classes, positive_class=positive_class)
-        scores.append(_checked(score, metric, number))
-    return scores, oof
+    scores = oof_fold_scores(oof, y, [test for _, test in folds], metric, classes, positive_class)
+    return [_checked(score, metric, number) for number, score in enumerate(scores)], oof
 
 
 def _fit(pipeline: BaseEstimator, X: Any, y: Any, train: np.ndarray) -> BaseEstimator:
