@@ -127,3 +127,26 @@ def test_a_wide_table_is_screened_inside_each_fold() -> None:
     pipe.fit(X, y)
     assert 0 in pipe.named_steps["screen"].kept_
     assert len(pipe.named_steps["screen"].kept_) == 15
+
+
+def test_text_reaches_a_sparse_family_as_a_broad_sparse_vocabulary_and_trees_as_svd() -> None:
+    from scipy import sparse
+
+    from hyperpilot.tools.column_steps import MAX_TEXT_TERMS
+    from hyperpilot.tools.preprocess import build_preprocessor
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(3000)]
+    frame = pd.DataFrame({"review": [" ".join(rng.choice(words, 12)) for _ in range(400)],
+                          "stars": rng.integers(1, 6, 400).astype(float),
+                          "y": ["a", "b"] * 200})
+    profile = profile_table(frame, "y")
+    assert profile.text_features == ["review"]
+    broad = build_preprocessor(profile, scale=True, sparse=True).fit_transform(frame)
+    assert sparse.issparse(broad) and broad.shape[1] > MAX_TEXT_TERMS + 1
+    dense = build_preprocessor(profile, scale=True).fit_transform(frame)
+    assert not sparse.issparse(dense) and dense.shape[1] == MAX_TEXT_TERMS + 1
+    trees = build_preprocessor(profile, scale=False, sparse=True).fit_transform(frame)
+    assert not sparse.issparse(trees) and trees.shape[1] <= 101
+    model = build_pipeline(profile, LogisticRegression(max_iter=500), sparse=True)
+    assert model.fit(frame.drop(columns="y"), frame["y"]).predict(frame.head(3)).shape == (3,)

@@ -161,3 +161,22 @@ def test_a_feature_limit_is_the_width_the_situation_sees() -> None:
     limited = wide.model_copy(update={"constraints": Constraints(max_features=8)})
     assert "wide data" in situation_query(wide, profile)
     assert "wide data" not in situation_query(limited, profile)
+
+
+def test_free_text_and_dates_kept_as_features_still_name_their_situation() -> None:
+    n = 60
+    frame = pd.DataFrame({
+        "review": [f"review number {i} says that it was {'great' if i % 2 else 'bad'} and more"
+                   for i in range(n)],
+        "day": pd.date_range("2020-01-01", periods=n).astype(str),
+        "y": ["a", "b"] * (n // 2)})
+    profile = profile_table(frame, "y")
+    assert profile.text_features == ["review"] and profile.date_features == ["day"]
+    query = situation_query(_task(profile), profile)
+    assert "free text columns" in query and "time date order" in query
+    retrieved = retrieve(_task(profile), profile, shipped_cards(), None)
+    text_card = next(c for c in retrieved.cards if c.card.id == "situation-text-columns")
+    assert text_card.card.families["linear"] > 0
+    [plan] = make_plans(_task(profile, trials=12), profile, None, retrieved=retrieved, k=1).value
+    assert "situation-text-columns" in plan.sources
+    assert max(plan.trials, key=plan.trials.__getitem__) == "linear"

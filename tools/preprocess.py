@@ -23,7 +23,7 @@ from sklearn.preprocessing import (
 )
 from sklearn.utils.validation import check_is_fitted
 
-from hyperpilot.tools.column_steps import date_steps, text_steps
+from hyperpilot.tools.column_steps import MAX_TEXT_TERMS, SPARSE_TEXT_TERMS, date_steps, text_steps
 from hyperpilot.tools.errors import DataError
 from hyperpilot.tools.types import DataProfile, DataSteps, TaskType
 
@@ -247,7 +247,7 @@ def _categorical_steps(categorical: str = "onehot") -> Pipeline:
 
 
 def build_preprocessor(profile: DataProfile, scale: bool = True,
-                       steps: DataSteps | None = None) -> ColumnTransformer:
+                       steps: DataSteps | None = None, sparse: bool = False) -> ColumnTransformer:
     """Build an unfitted preprocessor for the features in ``profile``.
 
     Numeric and boolean features are coerced to float, scaled (when ``scale``: standardised,
@@ -258,7 +258,8 @@ def build_preprocessor(profile: DataProfile, scale: bool = True,
     ``steps.categorical == "ordinal"`` (unseen ones: -1). Date columns become their year,
     month, day, day of week and day of year (``column_steps.DateParts``). Each free-text
     column becomes TF-IDF weights of its words and word pairs (a bounded vocabulary), reduced
-    to SVD components when not ``scale`` (tree families). Every other column (target, ids,
+    to SVD components when not ``scale`` (tree families); with ``sparse`` the vocabulary is
+    larger (``SPARSE_TEXT_TERMS``) and the output a sparse matrix. Every other column (target, ids,
     dropped ones) is ignored, so raw frames can be passed. With ``steps.max_features`` set,
     the column groups are taken at fit time from the columns present, so a feature
     selector may come first.
@@ -267,6 +268,7 @@ def build_preprocessor(profile: DataProfile, scale: bool = True,
         profile: the data profile whose ``features`` and column kinds decide the steps.
         scale: standardise numeric features (needed by linear, kernel, kNN and neural models).
         steps: the plan's preprocessing choices; ``None`` is ``DataSteps()``.
+        sparse: the estimator fits sparse input fast (``ModelEntry.sparse``).
     """
     steps = steps or DataSteps()
     missing = {c.name for c in profile.columns if c.missing_fraction > 0}
@@ -280,19 +282,24 @@ def build_preprocessor(profile: DataProfile, scale: bool = True,
         ("date", date_steps(scale), profile.date_features),
     ]
     # One TF-IDF per text column; tree families (no scaling) get its SVD components.
-    groups += [(f"text_{i}", text_steps(reduce=not scale), [name])
+    terms = SPARSE_TEXT_TERMS if sparse else MAX_TEXT_TERMS
+    groups += [(f"text_{i}", text_steps(reduce=not scale, terms=terms), [name])
                for i, name in enumerate(profile.text_features)]
     groups = [group for group in groups if group[2]]
     if not groups:
         raise DataError("no usable numeric, categorical, date or text features to train on")
     select: Callable[[list[str]], Any] = PresentColumns if steps.max_features else list
     transformers = [(name, pipe, select(columns)) for name, pipe, columns in groups]
-    return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
+    # Sparse output only where text makes it worth it: a dense 20,000-term block would not fit.
+    keep_sparse = sparse and bool(profile.text_features)
+    return ColumnTransformer(transformers, remainder="drop",
+                             sparse_threshold=1.0 if keep_sparse else 0.0)
 
 
 def build_pipeline(profile: DataProfile, estimator: BaseEstimator, scale: bool = True,
-                   steps: DataSteps | None = None, seed: int = 0) -> Pipeline:
-    """Chain ``build_preprocessor(profile, scale, steps)`` and ``estimator``.
+                   steps: DataSteps | None = None, seed: int = 0,
+                   sparse: bool = False) -> Pipeline:
+    """Chain ``build_preprocessor(profile, scale, steps, sparse)`` and ``estimator``.
 
     The steps are "prep", "model"; with ``steps.max_features`` a ``SelectRawFeatures``
     step "select" comes first, so the selection is refit on every training fold and the
@@ -305,9 +312,10 @@ def build_pipeline(profile: DataProfile, estimator: BaseEstimator, scale: bool =
         scale: standardise (or quantile-map) numeric features before the estimator.
         steps: the plan's preprocessing choices; ``None`` is ``DataSteps()``.
         seed: seeds the feature ranking and the quantile sample.
+        sparse: the estimator fits sparse input fast (``ModelEntry.sparse``).
     """
     steps = steps or DataSteps()
-    prep = build_preprocessor(profile, scale, steps)
+    prep = build_preprocessor(profile, scale, steps, sparse)
     chain: list[tuple[str, Any]] = [("prep", prep), ("model", estimator)]
     if len(profile.features) >= profile.n_rows:
         chain.insert(1, ("screen", ScreenWide(profile.task_type)))

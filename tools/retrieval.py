@@ -78,10 +78,9 @@ def situation_query(task: TaskSpec, profile: DataProfile) -> str:
         words.append("wide data many features")
     if profile.target_skew is not None and abs(profile.target_skew) > 1:
         words.append("skewed target heavy tail")
-    reasons = " ".join(profile.dropped.values())
-    if "text" in reasons:
+    if profile.text_features:
         words.append("free text columns")
-    if "date" in reasons:
+    if profile.date_features:
         words.append("time date order")
     return " ".join(words)
 

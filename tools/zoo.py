@@ -55,6 +55,9 @@ class ModelEntry:
     make_space: SpaceFn = field(repr=False, compare=False)
     make_defaults: DefaultsFn = field(repr=False, compare=False)
     make_estimator: BuildFn = field(repr=False, compare=False)
+    # Fits a sparse matrix in time linear in its non-zeros: text reaches it as a large,
+    # sparse TF-IDF block instead of a small dense one.
+    sparse: bool = False
 
     def _check(self, task_type: TaskType) -> bool:
         if task_type not in self.task_types:
@@ -315,7 +318,7 @@ def _mlp_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> 
 ZOO: Mapping[str, ModelEntry] = MappingProxyType({e.name: e for e in [
     ModelEntry("linear", ALL_TASKS,
                "logistic regression / ridge: fast, interpretable, strong on few rows",
-               True, None, "low", _linear_space, _linear_defaults, _linear_build),
+               True, None, "low", _linear_space, _linear_defaults, _linear_build, sparse=True),
     ModelEntry("random_forest", ALL_TASKS,
                "random forest: robust default for tabular data, little tuning needed",
                False, None, "medium", _forest_space, _forest_defaults(True),

@@ -312,7 +312,8 @@ def build_model_pipeline(family: str, config: Config, task: TaskSpec, profile: D
     needs_proba = get_metric(task.metric).needs_proba
     estimator = entry.build(task.task_type, config, seed, needs_proba=needs_proba)
     return build_pipeline(profile, estimator, scale=entry.scale,
-                          steps=DataSteps.model_validate(steps) if steps else None, seed=seed)
+                          steps=DataSteps.model_validate(steps) if steps else None, seed=seed,
+                          sparse=entry.sparse)
 
 
 def halving_for(history: Sequence[TrialRecord], family: str, plan_id: str,
