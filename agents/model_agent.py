@@ -29,16 +29,25 @@ MODEL_AGENT = AgentSpec(name="model", prompt="model.j2", output_type=SpaceDraft)
 # A narrowed range keeps at least this share of the full (log) width, so a confident
 # but wrong model cannot shut the search out of most of the space.
 MIN_KEPT_WIDTH = 0.25
+# Metrics that score the predicted probabilities themselves, not a ranking or a decision.
+PROBABILITY_SCORES = ("log_loss",)
 
 
 def space_rules(family: str, task: TaskSpec, profile: DataProfile, n_train: int) -> SearchSpace:
-    """The zoo's space for ``family``, with ranges the data cannot use cut away."""
+    """The zoo's space for ``family``, with ranges the data or the metric cannot use cut away.
+
+    A metric that scores the probabilities themselves (log loss) keeps classes unweighted:
+    reweighting moves every predicted probability away from the classes' real frequencies,
+    which such a metric charges for on every row.
+    """
     space = get_model(family).space(task.task_type)
     dims = []
     for dim in space.dims:
         if family == "knn" and dim.name == "n_neighbors" and isinstance(dim, IntDim):
             fold_rows = max(2, int(n_train * 0.8) - 1)
             dim = dim.model_copy(update={"high": max(dim.low + 1, min(dim.high, fold_rows))})
+        if dim.name == "class_weight" and task.metric in PROBABILITY_SCORES:
+            dim = dim.model_copy(update={"choices": [None]})
         dims.append(dim)
     return SearchSpace(dims=dims)
 

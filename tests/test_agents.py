@@ -193,6 +193,24 @@ def test_warm_start_repairs_llm_configs_and_keeps_the_defaults_first(scripted) -
     assert configs == start + [c for c in proposed if c not in start]
 
 
+def test_log_loss_keeps_classes_unweighted_in_the_space_and_the_warm_start() -> None:
+    profile = profile_table(load_table("sklearn:breast_cancer"), "diagnosis")
+    loss = _task(task_type="binary").model_copy(update={"metric": "log_loss",
+                                                       "direction": "minimize"})
+    for family in ("hist_gb", "extra_trees", "lightgbm"):
+        # hist_gb and extra_trees have a class-weighted first portfolio config
+        weighted = get_model(family).strong_defaults("binary")
+        assert any(c["class_weight"] == "balanced" for c in weighted)
+        space = choose_space(family, loss, profile, 400, None).value
+        configs = warm_start(family, space, loss, profile, None).value
+        assert configs and all(c["class_weight"] is None for c in configs)
+        assert configs[0] == get_model(family).defaults("binary")
+        accuracy = choose_space(family, _task(task_type="binary"), profile, 400, None).value
+        assert any(c["class_weight"] == "balanced"
+                   for c in warm_start(family, accuracy, _task(task_type="binary"), profile,
+                                       None).value)
+
+
 def test_next_family_spreads_trials_by_share() -> None:
     def rec(n: int, model: str) -> TrialRecord:
         return TrialRecord(number=n, model=model, config={}, state=TrialState.COMPLETE, score=1)

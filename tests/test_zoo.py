@@ -141,6 +141,11 @@ def test_lightgbm_defaults_are_lightgbms_own(task: TaskType, cls: type) -> None:
         assert ours[name] == theirs[name], name
     assert ours["reg_alpha"] <= 1e-4 and ours["reg_lambda"] <= 1e-4
     assert ours["n_jobs"] == 1 and ours["verbose"] == -1
+    # LightGBM's own 255 histogram bins by default; the search may refine them
+    assert ours["max_bin"] == 255
+    bins = next(d for d in get_model("lightgbm").space(task).dims if d.name == "max_bin")
+    assert bins.low < 255 < 1000 <= bins.high
+    assert get_model("lightgbm").build(task, {"max_bin": 1023}, seed=0).get_params()["max_bin"] == 1023
 
 
 def test_lightgbm_is_deterministic_and_samples_rows_when_asked() -> None:

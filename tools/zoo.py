@@ -219,6 +219,9 @@ def _lightgbm_space(classify: bool) -> SearchSpace:
         FloatDim(name="colsample_bytree", low=0.3, high=1.0),
         FloatDim(name="reg_alpha", low=1e-4, high=10.0, log=True),
         FloatDim(name="reg_lambda", low=1e-4, high=10.0, log=True),
+        # Histogram resolution: 255 bins (the default) blur a numeric column with thousands
+        # of informative values, such as a key that repeat rows share.
+        IntDim(name="max_bin", low=15, high=1023, log=True),
     ], classify)
 
 
@@ -226,7 +229,7 @@ def _lightgbm_defaults(classify: bool) -> Config:
     # LightGBM's own defaults, so the first trial is what a user would have tried
     return _unweighted({"n_estimators": 100, "num_leaves": 31, "learning_rate": 0.1,
                         "min_child_samples": 20, "subsample": 1.0, "colsample_bytree": 1.0,
-                        "reg_alpha": 1e-4, "reg_lambda": 1e-4}, classify)
+                        "reg_alpha": 1e-4, "reg_lambda": 1e-4, "max_bin": 255}, classify)
 
 
 def _lightgbm_build(classify: bool, config: Config, seed: int, needs_proba: bool) -> BaseEstimator:

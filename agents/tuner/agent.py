@@ -136,7 +136,7 @@ def warm_start(family: str, space: SearchSpace, task: TaskSpec, profile: DataPro
 def _past_then_strong(past: Sequence[Config | list[Config]], strong: list[Config],
                       space: SearchSpace, per_run: int, max_past: int,
                       first: Config | None = None) -> list[Config]:
-    fill = space.repair(strong[0])
+    fill = next((c for c in ([first] if first else []) + strong if space.contains(c)), None)
     runs = [entry if isinstance(entry, list) else [entry] for entry in past]
     out: list[Config] = []
     seen: set[str] = set()
