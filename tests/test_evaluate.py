@@ -290,6 +290,31 @@ def test_out_of_bag_scoring_only_where_it_is_honest() -> None:
     assert not oob_applies(plain, ordered, len(y), "accuracy")
     # a third of the trees give coarse probabilities, too harsh for log loss
     assert not oob_applies(plain, folds, len(y), "log_loss")
+    # weighted classes weight the bootstrap: a rare class's rows are nearly never out of bag
+    for weights in ("balanced", {0: 1.0, 1: 5.0, 2: 1.0}):
+        weighted = Pipeline([("model", RandomForestClassifier(20, class_weight=weights))])
+        assert not oob_applies(weighted, folds, len(y), "accuracy")
+    subsample = Pipeline([("model", RandomForestClassifier(20, class_weight="balanced_subsample"))])
+    assert oob_applies(subsample, folds, len(y), "accuracy")
+
+
+def test_rows_no_tree_left_out_are_scored_fold_by_fold_not_as_zeros() -> None:
+    """scikit-learn gives a row that every tree saw an out-of-bag prediction of zeros; for a
+    rare class coded first that reads as right. Pure noise must score as noise."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(600, 4)), columns=list("abcd"))
+    y = pd.Series(np.where(rng.random(600) < 0.1, "bad", "good"))
+    folds = make_folds(y.to_numpy(), "binary", 5, 0)
+    # two trees leave about 40% of the rows in both samples
+    few = Pipeline([("model", RandomForestClassifier(2, random_state=0))])
+    assert oob_applies(few, folds, len(y), "balanced_accuracy")
+    scores, oof = oob_validate(few, X, y, folds, "balanced_accuracy", task_type="binary")
+    cv_scores, cv_oof = cross_validate_oof(few, X, y, folds, "balanced_accuracy", task_type="binary")
+    assert scores == cv_scores and np.array_equal(oof, cv_oof)
+    assert np.mean(scores) < 0.6
 
 
 @pytest.mark.parametrize("n_classes", [2, 3, 4])

@@ -456,9 +456,12 @@ def oob_applies(pipeline: BaseEstimator, folds: Folds, n_rows: int, metric: str)
     It can when its model is a bagged forest (``bootstrap=True``), its other steps never
     see the target (no feature selection or screening fitted on the labels), the folds'
     test parts cover every row once (shuffled K-fold, not time-ordered splits, where a row
-    must be predicted from the past only), and the metric is not log loss: a row's
+    must be predicted from the past only), the metric is not log loss: a row's
     out-of-bag probabilities come from about a third of the trees, coarse enough that a
-    zero for the true class costs far more than the whole forest's would.
+    zero for the true class costs far more than the whole forest's would; and the classes
+    are not reweighted before the bootstrap (``class_weight="balanced"`` or a dict): the
+    forest then draws its bootstrap in proportion to the weights, so a rare class's rows are
+    in nearly every tree's sample and nearly never out of bag.
 
     Args:
         pipeline: the unfitted trial pipeline.
@@ -473,6 +476,8 @@ def oob_applies(pipeline: BaseEstimator, folds: Folds, n_rows: int, metric: str)
     if model is None or set(steps) - _LABEL_FREE_STEPS:
         return False
     if not (isinstance(model, _FORESTS) and getattr(model, "bootstrap", False)):
+        return False
+    if getattr(model, "class_weight", None) not in (None, "balanced_subsample"):
         return False
     tested = np.concatenate([test for _, test in folds]) if folds else np.array([], dtype=int)
     return len(tested) == n_rows and np.array_equal(np.sort(tested), np.arange(n_rows))
@@ -506,6 +511,10 @@ def oob_validate(pipeline: BaseEstimator, X: Any, y: Any, folds: Folds, metric: 
             warnings.simplefilter("ignore", UserWarning)  # "some inputs do not have OOB scores"
             model.fit(X, y)
         forest = model.named_steps["model"]
+        if not every_row_out_of_bag(forest, len(y)):
+            # scikit-learn predicts 0 for a row no tree left out: a made-up value, not an
+            # estimate (a class-0 row would score as right); score fold by fold instead
+            return cross_validate_oof(pipeline, X, y, folds, metric, positive_class, task_type)
         if classes is None:
             oof = np.asarray(forest.oob_prediction_, dtype=float)
         else:
@@ -519,6 +528,18 @@ def oob_validate(pipeline: BaseEstimator, X: Any, y: Any, folds: Folds, metric: 
         return cross_validate_oof(pipeline, X, y, folds, metric, positive_class, task_type)
     scores = oof_fold_scores(oof, y, [test for _, test in folds], metric, classes, positive_class)
     return [_checked(score, metric, number) for number, score in enumerate(scores)], oof
+
+
+def every_row_out_of_bag(forest: Any, n_rows: int) -> bool:
+    """Whether each of ``n_rows`` training rows was left out of at least one tree's sample."""
+    left_out = np.zeros(n_rows, dtype=bool)
+    for in_bag in forest.estimators_samples_:
+        out = np.ones(n_rows, dtype=bool)
+        out[in_bag] = False
+        left_out |= out
+        if left_out.all():
+            return True
+    return bool(left_out.all())
 
 
 def _fit(pipeline: BaseEstimator, X: Any, y: Any, train: np.ndarray) -> BaseEstimator:
