@@ -43,6 +43,21 @@ _ML_WORDS = re.compile(
     r"machine learning|ml|train\w*|learn\w*|optimi[sz]e|maximi[sz]e|minimi[sz]e|score)\b",
     re.IGNORECASE,
 )
+# Interpretability however it is asked: the word itself, "no black box", or a model that named
+# people "can read" or "can understand".
+_INTERPRETABLE = re.compile(
+    r"\b(interpretab\w*|explainab\w*|transparent|white[\s-]*box|glass[\s-]*box|"
+    r"no black[\s-]*box(?:es)?|not (?:a )?black[\s-]*box|"
+    r"(?:that|which|the)\s+(?:\w+\s+){0,2}(?:can|could|must be able to)\s+"
+    r"(?:read|understand|follow|interpret)\b)", re.IGNORECASE)
+# What a feature cap counts: features, or the same thing under another name.
+_INPUTS_WORD = r"(?:features|variables|inputs|columns|predictors|attributes)\b"
+# Small amounts written in words, as in "under half a millisecond".
+_AMOUNTS = {"a": 1.0, "one": 1.0, "half a": 0.5, "a half": 0.5, "a tenth of a": 0.1,
+            "one tenth of a": 0.1, "a quarter of a": 0.25, "a quarter": 0.25, "two": 2.0,
+            "three": 3.0, "five": 5.0, "ten": 10.0}
+_AMOUNT_WORDS = "|".join(r"\s+".join(map(re.escape, w.split()))
+                         for w in sorted(_AMOUNTS, key=len, reverse=True))
 _TARGET_CUES = re.compile(r"\b(predict|classify|forecast|estimate|target|label|model|detect)\b",
                           re.IGNORECASE)
 # Most specific first: "macro F1" must win over "F1", "balanced accuracy" over "accuracy".
@@ -148,8 +163,7 @@ def parse_request_rules(text: str, columns: list[str]) -> RequestDraft:
         max_latency_ms=_find_latency_ms(text),
         max_features=_find_max_features(text),
         max_model_mb=_find_max_model_mb(text),
-        interpretable=bool(re.search(r"\b(interpretab\w*|explainab\w*|transparent|white[\s-]*box)",
-                                    text, re.I)),
+        interpretable=bool(_INTERPRETABLE.search(text)),
     )
 
 
@@ -236,17 +250,21 @@ def _find_positive_class(text: str) -> str | None:
 
 
 def _find_latency_ms(text: str) -> float | None:
-    match = re.search(r"(?:under|below|within|less than|at most|<)\s*(\d+(?:\.\d+)?|a|one)\s*"
+    match = re.search(rf"(?:under|below|within|less than|at most|<)\s*(\d+(?:\.\d+)?|{_AMOUNT_WORDS})\s*"
                       r"(ms|milliseconds?|millisecond|µs|us|microseconds?)\b", text, re.IGNORECASE)
     if not match:
         return None
-    amount = 1.0 if match.group(1).lower() in ("a", "one") else float(match.group(1))
+    word = re.sub(r"\s+", " ", match.group(1).lower())
+    amount = _AMOUNTS[word] if word in _AMOUNTS else float(match.group(1))
     return amount / 1000.0 if match.group(2).lower().startswith(("µ", "us", "micro")) else amount
 
 
 def _find_max_features(text: str) -> int | None:
-    match = re.search(r"(?:at most|no more than|up to|max(?:imum)?(?: of)?)\s*(\d+)\s*features",
-                      text, re.IGNORECASE)
+    """A cap on the inputs, however it is worded: "at most 6 features", "3 features max"."""
+    match = (re.search(rf"(?:at most|no more than|not more than|up to|max(?:imum)?(?: of)?)\s*(\d+)\s*"
+                       rf"{_INPUTS_WORD}", text, re.IGNORECASE)
+             or re.search(rf"\b(\d+)\s*{_INPUTS_WORD}\s*(?:max(?:imum)?|at most|or (?:fewer|less)|tops)\b",
+                          text, re.IGNORECASE))
     return int(match.group(1)) if match else None
 
 

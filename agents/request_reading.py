@@ -1,7 +1,8 @@
 """Reading a request against the table: which column, which kind, which metric, which class.
 
 The rules read like a careful person: a column counts as named when the text names it
-(exactly, quoted, in another case or spacing) or describes it by a word of its name; a
+(exactly, quoted, in another case or spacing) or describes it by a word of its name (or,
+with less weight, a prefix of one or a one-letter slip: "minimum" for min, "chrages"); a
 column listed after "from" or "using" is an input, not the target; a number in the text is
 never taken for a numbered column. Each candidate gets a score; when the best two are close,
 or nothing points at a column, the reading carries a question instead of a guess.
@@ -10,6 +11,7 @@ or nothing points at a column, the reading carries a question instead of a guess
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import pandas as pd
 from pydantic import BaseModel, Field
@@ -18,6 +20,7 @@ from hyperpilot.tools.types import TaskType
 
 _MAX_VALUES = 8
 _MAX_VALUE_CHARS = 30
+_MAX_CLASSES = 200  # a text column with more distinct values is free text or an identifier
 
 
 class ColumnSummary(BaseModel):
@@ -95,6 +98,20 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "diabetic": ("diabetes", "outcome"), "pass": ("passed",), "fail": ("passed",),
     "failure": ("passed",), "rain": ("rain",), "rainy": ("rain",), "rainfall": ("rain",),
 }
+
+
+def _both_ways(synonyms: dict[str, tuple[str, ...]]) -> dict[str, set[str]]:
+    """The reverse of each entry that lists its own word: "rating" -> (score, rating) says the
+    two words name the same column, so "score" may name a column called rating as well."""
+    out: dict[str, set[str]] = {}
+    for key, names in synonyms.items():
+        for name in names:
+            if key in names and name != key:
+                out.setdefault(name, set()).add(key)
+    return out
+
+
+_EQUIVALENT = _both_ways(_SYNONYMS)
 _PHRASES = [(re.compile(r"\b(?:sells?|sold|go(?:es)?) for\b", re.I), ("price",))]
 _SUFFIXES = ("ations", "ation", "ials", "ers", "ial", "ied", "ies", "ing", "als", "ed", "es",
              "er", "al", "s", "e", "y")
@@ -121,6 +138,7 @@ def stems(word: str) -> set[str]:
     out = {stem(word)}
     for key in (word, stem(word), word.rstrip("s")):
         out |= {stem(s) for s in _SYNONYMS.get(key, ())}
+        out |= {stem(s) for s in _EQUIVALENT.get(key, ())}
     return out
 
 
@@ -137,11 +155,17 @@ def _text_words(text: str) -> list[tuple[str, int]]:
 # ---------------------------------------------------------------- target
 
 _CUE = re.compile(r"\b(predict\w*|forecast\w*|estimat\w*|classify|classif\w+|model(?:l?ing)?|"
-                  r"tell (?:if|whether|apart|us|me)|guess|detect|flag|identify|separate\w*|"
+                  r"tell (?:if|whether|apart|us|me)|tell(?=\s+(?:\w+\s+){1,4}apart\b)|guess|detect|flag|"
+                  r"identify|separate\w*|"
                   r"distinguish|whether|which(?=\s+\w+(?:\s+\w+)?\s+(?:do|does|did)\b)|into|who|"
                   r"how (?:many|much)|what is|what's|target|label|likely to|"
                   r"will (?:a|an|the|each|this|my|our)\s+\w+|"
                   r"outcome|y\s*=|explain|score)\b", re.IGNORECASE)
+# A yes/no question opens by its verb and subject, and asks what follows the subject:
+# "is a film animated?", "does the loan default?" (the film, the loan: the rows).
+_YES_NO_CUE = re.compile(r"(?:^|(?<=[.?!;:,]\s))(?:is|are|was|were|does|do|did|has|have)\s+"
+                         r"(?:(?:a|an|the|this|that|each|my|our|your)\s+[\w-]+|it|he|she|they)\b",
+                         re.IGNORECASE)
 _AFTER_CUE = re.compile(r"^[\w-]{0,3}\s*(?:\w+\s+)?(predict\w*|prediction|model(?:l?ing)?|forecast\w*|"
                         r"classifier|regression|is predictable|is the target)\b", re.IGNORECASE)
 _GROUP_BEFORE = re.compile(r"\b(each|per|every|by|which|across|among|at|in)\s+(?:the\s+)?$", re.I)
@@ -154,17 +178,23 @@ _INPUT_CUE = re.compile(r"\b(from|using|based on|given|with|features?|predictors
 _TARGET_DECLARED = re.compile(
     r"(?:\btarget|\blabel|\boutcome|\bresponse|\by)\s*(?:column|variable|col)?\s*(?:is|=|:)\s*"
     r"['\"`]?([\w.\- ]+?)['\"`]?(?=$|[\s,.;)!?])", re.IGNORECASE)
+_METRIC_WORD = re.compile(r"accura|precis|recall|error|score|balanc|absolut|squar", re.I)
+_SETS_APART = r"(?:tell|separate|distinguish|flag|detect|identify|spot|catch|pick out|find)"
+# Words about the modelling itself, never shortened names of a column.
+_PROCESS_WORD = re.compile(r"(?:train|test|fit|split|valid|tun|learn|scor)\w*", re.I)
+_MIN_PREFIX = 3  # the shortest word of a name that may stand for a longer text word
 _YES_LIKE = ("yes", "1", "true", "y", "positive", "pos", "t", "1.0")
 
 
 def score_targets(text: str, columns: list[ColumnSummary]) -> list[Candidate]:
     """Every column that the text points at, best first, with the reasons."""
     words = _text_words(text)
-    cues = [m.end() for m in _CUE.finditer(text)]
+    cues = sorted([m.end() for m in _CUE.finditer(text)] + [m.end() for m in _YES_NO_CUE.finditer(text)])
     inputs = [m.start() for m in _INPUT_CUE.finditer(text)]
+    typos = _typo_positions(words, columns)
     out = []
     for col in columns:
-        score, why = _score_column(text, words, cues, inputs, col, columns)
+        score, why = _score_column(text, words, cues, inputs, col, columns, typos)
         if score > 0:
             out.append(Candidate(column=col.name, score=round(score, 2), why=why))
     return sorted(out, key=lambda c: -c.score)
@@ -191,7 +221,8 @@ def _name_positions(text: str, name: str) -> list[tuple[int, bool]]:
 
 
 def _score_column(text: str, words: list[tuple[str, int]], cues: list[int], inputs: list[int],
-                  col: ColumnSummary, columns: list[ColumnSummary]) -> tuple[float, list[str]]:
+                  col: ColumnSummary, columns: list[ColumnSummary],
+                  typos: dict[str, list[int]]) -> tuple[float, list[str]]:
     score, why = 0.0, []
     named = _name_positions(text, col.name)
     positions = [p for p, _ in named]
@@ -213,19 +244,22 @@ def _score_column(text: str, words: list[tuple[str, int]], cues: list[int], inpu
         why.append("called the target")
     if not named:
         tokens = {stem(t) for t in name_tokens(col.name) if t not in _STOP and len(t) >= 3}
-        described = [pos for word, pos in words if word not in _STOP and len(word) >= 3
-                     and stems(word) & tokens]
+        described = [pos for word, pos in words if _fits_exactly(word, col.name)]
         described += [m.start() for rx, names in _PHRASES for m in rx.finditer(text)
                       if {stem(n) for n in names} & tokens]
         described += _compound_positions(text, col.name)
-        described += [pos for word, pos in words if len(word) >= 4 and not re.match(
-                          r"accura|precis|recall|error|score|balanc|absolut|squar", word)
-                      and any(_abbreviates(t, word) for t in name_tokens(col.name))]
         described = sorted(set(described))
+        loose = sorted(({pos for word, pos in words if _fits_loosely(word, col.name)}
+                        | set(typos.get(col.name, ()))) - set(described))
+        both = sorted(set(described) | set(loose))
         if described:
-            score += 1.5 if _unique_description(described, words, tokens, columns) else 0.5
+            score += 1.5 if _unique_description(both, words, col, columns) else 0.5
             why.append("described by a word of its name")
-            positions = described
+        elif loose:
+            # a prefix or a misspelling: weaker evidence than the word itself
+            score += 1.0 if _unique_description(loose, words, col, columns) else 0.25
+            why.append("described by a shortened or misspelt word of its name")
+        positions = both or positions
     values = _mentioned_values(text, col)
     quoted = [v for v in values if re.search(rf"['\"`]{re.escape(v)}['\"`]", text)]
     if len(values) < 2 and quoted:
@@ -236,7 +270,12 @@ def _score_column(text: str, words: list[tuple[str, int]], cues: list[int], inpu
         score += 3.0
         why.append(f"its values named: {', '.join(values[:3])}")
         positions = positions or [text.lower().find(values[0].lower())]
-    about = [m.start(1) for m in _POSITIVE.finditer(text) if _class_for_phrase(m.group(1), col)]
+    elif len(values) == 1 and not quoted and col.n_unique == 2 and (singled := _singled_out(text, values[0])):
+        # "tell the great reviews apart": one class of a two-class column, set apart by a verb
+        score += 1.5
+        why.append(f"one of its two classes, '{values[0]}', singled out")
+        positions = positions or singled
+    about = [pos for pos, phrase in _positive_phrases(text) if _class_for_phrase(phrase, col)]
     if about:
         score += 2.5
         why.append("the class the metric is about")
@@ -263,10 +302,92 @@ def _score_column(text: str, words: list[tuple[str, int]], cues: list[int], inpu
             for v in col.values):
         score += 2.0
         why.append("one of its values named with it")
+    if not col.numeric and not col.datetime and col.n_unique > _MAX_CLASSES:
+        score -= 3.0
+        why.append("free text or an identifier: too many distinct values to be a class")
     if col.datetime or re.fullmatch(r"(date|time|timestamp|day|datetime)", col.name, re.I):
         score -= 3.0
         why.append("a date: the order of the rows, not a target")
     return score, why
+
+
+def _singled_out(text: str, value: str) -> list[int]:
+    """Where a verb that sets rows apart names ``value`` as the rows to find: "tell the great
+    reviews apart", "flag the spam ones". A value merely mentioned ("for female passengers")
+    is a condition on the rows, not the class asked for."""
+    if not re.fullmatch(r"[A-Za-z]{4,}", value):
+        return []
+    pattern = rf"\b{_SETS_APART}\s+(?:\w+\s+){{0,2}}?({re.escape(value)})(?!\w)"
+    return [m.start(1) for m in re.finditer(pattern, text, re.IGNORECASE)]
+
+
+@lru_cache(maxsize=65536)
+def _fits_exactly(word: str, name: str) -> bool:
+    """True when ``word`` is a word of the name, by stem, synonym or vowel-less short form."""
+    if word in _STOP or len(word) < 3:
+        return False
+    tokens = [t for t in name_tokens(name) if t not in _STOP and len(t) >= 3]
+    if stems(word) & {stem(t) for t in tokens}:
+        return True
+    return len(word) >= 4 and not _METRIC_WORD.match(word) and any(
+        _abbreviates(t, word) for t in name_tokens(name))
+
+
+@lru_cache(maxsize=65536)
+def _fits_loosely(word: str, name: str) -> bool:
+    """True when a word of the name is a prefix of ``word`` or the reverse: temp/temperature,
+    min/minimum, animation/animated, year/yearacc. A 3-letter prefix needs a 6-letter word."""
+    if (word in _STOP or len(word) < 3 or _METRIC_WORD.match(word) or _CUE.fullmatch(word)
+            or _PROCESS_WORD.fullmatch(word) or _fits_exactly(word, name)):
+        return False  # "classifier", "test" speak of the modelling, not of a column class, testosterone
+    for token in name_tokens(name):
+        if token in _STOP or len(token) < _MIN_PREFIX or token.isdigit():
+            continue
+        short = stem(token) if len(stem(token)) >= _MIN_PREFIX + 1 else token
+        if word.startswith(short) and (len(short) >= _MIN_PREFIX + 1 or len(word) >= 6):
+            return True
+        if len(word) >= _MIN_PREFIX + 1 and token.startswith(word) and len(token) >= len(word) + 2:
+            return True
+    return False
+
+
+def _fits(word: str, name: str) -> bool:
+    return _fits_exactly(word, name) or _fits_loosely(word, name)
+
+
+def _typo_positions(words: list[tuple[str, int]], columns: list[ColumnSummary]) -> dict[str, list[int]]:
+    """Misspelt words of column names: "chrages" for charges, "montly" for monthly_charges.
+
+    Only a word that fits no column otherwise, and is one slip (two, for long words) away from
+    a word of exactly one column's name, counts.
+    """
+    tokens = {c.name: [t for t in name_tokens(c.name) if len(t) >= 5 and not t.isdigit()] for c in columns}
+    out: dict[str, list[int]] = {}
+    for word, pos in words:
+        if len(word) < 5 or word in _STOP or _METRIC_WORD.match(word):
+            continue
+        if any(_fits(word, c.name) for c in columns):
+            continue
+        limit = 1 if len(word) < 8 else 2
+        near = [name for name, toks in tokens.items()
+                if any(abs(len(t) - len(word)) <= limit and _edit_distance(word, t) <= limit for t in toks)]
+        if len(near) == 1:
+            out.setdefault(near[0], []).append(pos)
+    return out
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Edits between two words, a swap of neighbours counting as one ("chrages", "charges")."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
 
 
 def _abbreviates(token: str, word: str) -> bool:
@@ -278,11 +399,19 @@ def _abbreviates(token: str, word: str) -> bool:
 
 
 def _compound_positions(text: str, name: str) -> list[int]:
-    """Where a hyphenated phrase or an acronym spells the name: out-of-state, higher heating value."""
+    """Where a hyphenated phrase, two adjacent words or an acronym spell the name: out-of-state,
+    part-timers, "part time" for parttime, "full basement" for fullbase, higher heating value."""
     joined = "".join(name_tokens(name))
     out = [m.start() for m in re.finditer(r"\w+(?:-\w+)+", text)
-           if "".join(p for p in m.group(0).lower().split("-") if p not in ("of", "the", "and"))
-           == joined]
+           if stem("".join(p for p in m.group(0).lower().split("-") if p not in ("of", "the", "and")))
+           in (joined, stem(joined))]
+    out += _joined_positions(text, name)
+    if re.fullmatch(r"[a-z]{3,5}", name) and len(re.findall(r"[aeiou]", name)) <= 1:
+        # a lowercase initialism (chd, sbp) is spelt out in full, one word per letter
+        words = [(m.group(0).lower(), m.start()) for m in re.finditer(r"[A-Za-z]+", text)]
+        out += [words[i][1] for i in range(len(words) - len(name) + 1)
+                if "".join(w[0] for w, _ in words[i:i + len(name)]) == name
+                and all(w not in _STOP and len(w) >= 3 for w, _ in words[i:i + len(name)])]
     if re.fullmatch(r"[A-Z]{2,5}", name):
         words = [(m.group(0).lower(), m.start()) for m in re.finditer(r"[A-Za-z]+", text)]
         acronym = name.lower()
@@ -296,18 +425,42 @@ def _compound_positions(text: str, name: str) -> list[int]:
     return out
 
 
-def _unique_description(described: list[int], words: list[tuple[str, int]], tokens: set[str],
+def _joined_positions(text: str, name: str) -> list[int]:
+    """Where two adjacent words spell a one-word name, each word in full or cut to its first
+    letters (at least three, one word in full): "part time" -> parttime, "lot size" -> lotsize."""
+    tokens = name_tokens(name)
+    if len(tokens) != 1 or len(tokens[0]) < 6 or not tokens[0].isalpha():
+        return []
+    joined = tokens[0]
+    words = [(m.group(0).lower(), m.start()) for m in re.finditer(r"[A-Za-z]+", text)]
+    out = []
+    for (first, pos), (second, _) in zip(words, words[1:], strict=False):
+        if first in _STOP or second in _STOP:
+            continue
+        for cut in range(3, len(joined) - 2):
+            head, tail = joined[:cut], joined[cut:]
+            if (first.startswith(head) and second.startswith(tail)
+                    and (first == head or second == tail)):
+                out.append(pos)
+                break
+    return out
+
+
+def _unique_description(described: list[int], words: list[tuple[str, int]], col: ColumnSummary,
                         columns: list[ColumnSummary]) -> bool:
-    """True when the describing word names this column alone ("region" fits three columns)."""
-    found = set().union(*(stems(w) for w, p in words if p in described)) & tokens
-    sharing = [c for c in columns if found & {stem(t) for t in name_tokens(c.name)}]
-    return len(sharing) <= 1
+    """True when no other column fits every describing word: "region" fits three columns, but
+    "minimum temperature" fits temp_min alone, though "temperature" alone fits temp_max too."""
+    fitting = [w for w, p in words if p in described and _fits(w, col.name)]
+    if not fitting:
+        return True
+    sharing = [c for c in columns if c.name != col.name and all(_fits(w, c.name) for w in fitting)]
+    return not sharing
 
 
 def _place_bonus(text: str, position: int, cues: list[int], inputs: list[int],
                  col: ColumnSummary) -> float:
     """How much one mention's place says "target": after a cue word, not in a list of inputs."""
-    bonus = 0.0
+    bonus, grouped = 0.0, False
     before = text[max(0, position - 30):position]
     if _NOT_BEFORE.search(before):
         return -3.0
@@ -318,9 +471,14 @@ def _place_bonus(text: str, position: int, cues: list[int], inputs: list[int],
         bonus += 2.0  # "which method will a woman pick": the method is asked for
     elif _GROUP_BEFORE.search(before):
         bonus -= 1.5
+        grouped = True  # "score per title": the title is the row, however near the cue
     if re.search(r"\d\s*$", before) or any(re.search(rf"\b{re.escape(v)}\s*$", before, re.I)
                                             for v in col.values if len(v) >= 3):
         bonus -= 1.5  # "a 1 carat stone", "an ideal cut": a given value, not the unknown
+    elif re.match(r"(?!col(?:umn)?\b)[A-Za-z][\w.'-]*\s+\d", text[position:], re.I):
+        bonus -= 1.5  # "model year 1953", "age 40": the text states its value
+    if re.search(r"\b(?:which|who)\s+(?:\w+\s+){0,2}$", before, re.I) and re.match(r"[\w'-]*\s*[?;]", after):
+        bonus += 2.0  # "which occupants die?": the question's last word is what it asks
     if re.match(r"[\w.'-]*\s+(?:as|into)\b", text[position:]) and re.search(
             r"\b(classif\w*|label|sort|split|group)\s+(?:the\s+|each\s+|all\s+)?$", before, re.I):
         bonus -= 2.5  # "classify reviews as great or other": reviews are the rows
@@ -330,6 +488,8 @@ def _place_bonus(text: str, position: int, cues: list[int], inputs: list[int],
         bonus += 2.0
     near = min((position - c for c in cues if c <= position
                 and not re.search(r"[.;?!:]\s", text[c:position])), default=None)
+    if grouped:
+        near = None
     if near is not None and near <= 25:
         bonus += 2.5 - near / 20
     elif near is not None and near <= 80:
@@ -409,7 +569,7 @@ def decide_kind(text: str, col: ColumnSummary) -> TaskType:
 _METRICS: list[tuple[str, str]] = [
     (r"macro[\s-]*(?:averaged\s+|avg\s+)?f1|f1[\s-]*macro|f1 (?:over|across|averaged over) (?:the|all|each)", "f1_macro"),  # noqa: E501
     (r"weighted[\s-]*f1|f1[\s-]*weighted", "f1_weighted"),
-    (r"balanced[\s-]*accuracy", "balanced_accuracy"),
+    (r"balanced[\s-]*acc(?:uracy|\.|\b)", "balanced_accuracy"),
     (r"\bau[\s-]?roc\b|\b(?:roc[\s-]*)?auc\b|\broc\b|area under (?:the )?(?:roc )?curve|c[\s-]statistic", "roc_auc"),  # noqa: E501
     (r"log[\s-]*loss|cross[\s-]*entropy|logarithmic loss|\bdeviance\b", "log_loss"),
     (r"\bf1\b|\bf[\s-]*(?:1[\s-]*)?score\b|\bf[\s-]*measure\b", "f1"),
@@ -430,6 +590,10 @@ _NEGATION_AFTER = re.compile(r"^\W*(?:is|are|would be|will be|'s)?\s*(?:\w+\s+){
                              r"misleading|pointless|not (?:useful|helpful|what)|irrelevant|no good|"
                              r"worthless|a bad (?:metric|choice)|makes? no sense|(?:does|do)n't make sense|wrong here)",  # noqa: E501
                              re.IGNORECASE)
+# Later in the same clause, a metric judged useless: "accuracy would look great and tell me nothing".
+_DISMISSED_LATER = re.compile(r"^[^.;!?]{0,40}?\b(?:tells?|say|says|shows?) (?:me |us |you |anyone )?"
+                              r"(?:nothing|little)\b|^[^.;!?]{0,20}?\b(?:would|will|could) look "
+                              r"(?:great|good|high|fine)\b", re.IGNORECASE)
 
 
 def find_metrics(text: str) -> list[tuple[int, str, bool]]:
@@ -442,7 +606,8 @@ def find_metrics(text: str) -> list[tuple[int, str, bool]]:
                 continue
             taken.append((m.start(), m.end()))
             negated = bool(_NEGATION_BEFORE.search(text[max(0, m.start() - 40): m.start()])
-                           or _NEGATION_AFTER.search(text[m.end(): m.end() + 40]))
+                           or _NEGATION_AFTER.search(text[m.end(): m.end() + 40])
+                           or _DISMISSED_LATER.search(text[m.end(): m.end() + 80]))
             out.append((m.start(), metric, negated))
     return sorted(out)
 
@@ -475,6 +640,19 @@ _POSITIVE = re.compile(
     re.IGNORECASE)
 
 
+# The class named before the words that make it positive: "with smokers as the positive class".
+_POSITIVE_BEFORE = re.compile(r"['\"`]?([\w-]+)['\"`]?\s+(?:as|is|are)\s+(?:the\s+)?positive(?:\s+class)?\b",
+                              re.IGNORECASE)
+
+
+def _positive_phrases(text: str) -> list[tuple[int, str]]:
+    """Each phrase the text names as the class that matters, with its place, in text order."""
+    found = [(m.start(1), m.group(1)) for m in _POSITIVE.finditer(text)]
+    found += [(m.start(1), m.group(1)) for m in _POSITIVE_BEFORE.finditer(text)
+              if m.group(1).lower() not in ("class", "label", "one", "it", "that", "this")]
+    return sorted(found)
+
+
 def decide_positive_class(text: str, col: ColumnSummary) -> str | None:
     """The class the text cares about, as one of the target's values, else ``None``."""
     if col.n_unique != 2 or not col.values:
@@ -483,8 +661,8 @@ def decide_positive_class(text: str, col: ColumnSummary) -> str | None:
         if re.search(rf"(?<![\w]){re.escape(col.name)}\s*==?\s*['\"`]?{re.escape(value)}(?![\w])",
                      text, re.IGNORECASE):
             return value
-    for m in _POSITIVE.finditer(text):
-        found = _class_for_phrase(m.group(1), col)
+    for _, phrase in _positive_phrases(text):
+        found = _class_for_phrase(phrase, col)
         if found is not None:
             return found
     return None
@@ -499,8 +677,14 @@ def _class_for_phrase(phrase: str, col: ColumnSummary) -> str | None:
     for value in values:
         if len(value) >= 3 and stem(value) == stem(phrase):
             return value
-    # "the denials" of a yes/no column named deny: the word names the column, so the yes class
-    if stem(phrase) in {stem(t) for t in name_tokens(col.name)} or lowered in ("positives", "ones"):
+    for value in values:
+        if len(value) >= 3 and stem(value) in stems(phrase):
+            return value  # "the fatalities" of a column whose classes are alive and dead
+    # "the denials" of a yes/no column named deny: the word names the column, so the yes class;
+    # so do a shortened word ("the survivors" of Survived) and a hyphenated one ("part-timers")
+    joined = re.sub(r"[\s-]+", "", lowered)
+    if (stem(phrase) in {stem(t) for t in name_tokens(col.name)} or lowered in ("positives", "ones")
+            or _fits(lowered, col.name) or stem(joined) == stem("".join(name_tokens(col.name)))):
         for value in values:
             if value.lower() in _YES_LIKE:
                 return value
@@ -521,7 +705,8 @@ _NOT_ML = re.compile(r"^\s*(?:(?:please|pls|can you|could you|just)\s+)*(plot|ch
                      r"what(?:'s| is) the (?:mean|average|median|total|max|min|sum)|how many rows)\b",
                      re.IGNORECASE)
 _ML = re.compile(r"\b(predict\w*|forecast\w*|classif\w*|model\w*|estimat\w*|regress\w*|train\w*|"
-                 r"machine learning|ml|tell (?:if|whether|apart)|tell \w+(?: \w+)? from|separat\w+|"
+                 r"machine learning|ml|tell (?:if|whether|apart)|tell \w+(?: \w+)? from|"
+                 r"tell (?:\w+ ){1,4}apart|separat\w+|"
                  r"distinguish|detect\w*|flag\w*|screen\w*|likely|pricing|"
                  r"which \w+(?: \w+)? (?:will|would|are likely|is likely)|will\b|whether|guess|"
                  r"score|f1|auc|rmse|mae|accuracy|target|label)\b", re.IGNORECASE)
@@ -531,19 +716,29 @@ _DESCRIPTIVE = re.compile(r"\b(bar chart|chart|plot|histogram|cross[\s-]*tab\w*|
 _STRONG_ML = re.compile(r"\b(predict\w*|forecast\w*|classif\w*|model\w*|estimat\w*|regress\w*|train\w*|"
                         r"will\b|whether|tell (?:if|whether))", re.IGNORECASE)
 _TIME = re.compile(r"\b(forecast\w*|later dates|future|next (?:day|week|month|year|quarter)|"
-                   r"train on the past|most recent|time[\s-]*(?:series|ordered|order)|"
+                   r"(?:train|fit)\w*\s+(?:only\s+)?on\s+(?:the\s+)?(?:past|earlier|older|first)|"
+                   r"(?:coming|upcoming|following) (?:days?|weeks?|months?|years?|quarters?)|"
+                   r"(?:date|time|calendar) order|most recent|time[\s-]*(?:series|ordered|order)|"
                    r"chronolog\w*|over time)\b", re.IGNORECASE)
+# "no model", "without any machine learning": an ML word the text turns down says "not ML".
+_REFUSED_ML = re.compile(r"\b(?:no|not an?|not any|without(?: an?| any)?|(?:don't|do not) (?:need|want)"
+                         r"(?: an?| any)?)\s+(?:model\w*|machine learning|ml|predictions?|training)\b", re.I)
 _CLOSE = 1.0
+# The words the rules key on, so that a slip in one ("predcit", "whcih") still reads as it.
+_KEY_WORDS = ("predict", "forecast", "estimate", "classify", "which", "whether", "accuracy",
+              "precision", "recall", "balanced", "features", "absolute", "squared")
 
 
 def read_request(text: str, columns: list[ColumnSummary]) -> RequestReading:
     """The rules' reading of ``text`` against ``columns``; a question when they cannot tell."""
+    text = respell(text, columns)
+    plain = _REFUSED_ML.sub(" ", text)
     if _NOT_ML.search(text) and not re.search(r"\b(predict\w*|forecast\w*|classif\w*|model)\b",
-                                              text, re.IGNORECASE):
+                                              plain, re.IGNORECASE):
         return RequestReading(is_ml=False)
-    if _DESCRIPTIVE.search(text) and not _STRONG_ML.search(text):
+    if _DESCRIPTIVE.search(text) and not _STRONG_ML.search(plain):
         return RequestReading(is_ml=False)
-    if not (_ML.search(text) or "?" in text or _RANKING.search(text)
+    if not (_ML.search(plain) or "?" in text or _RANKING.search(text)
             or any(not negated for _, _, negated in find_metrics(text))):
         return RequestReading(is_ml=False)
     candidates = score_targets(text, columns)
@@ -560,6 +755,7 @@ def read_request(text: str, columns: list[ColumnSummary]) -> RequestReading:
 def complete_reading(text: str, columns: list[ColumnSummary], reading: RequestReading,
                      target: str) -> RequestReading:
     """``reading`` with ``target`` settled: kind, metric and positive class follow from it."""
+    text = respell(text, columns)
     col = next(c for c in columns if c.name == target)
     kind = decide_kind(text, col)
     metric, named = decide_metric(text, kind)
@@ -569,6 +765,23 @@ def complete_reading(text: str, columns: list[ColumnSummary], reading: RequestRe
     return reading.model_copy(update={"target": target, "task_type": kind, "metric": metric,
                                       "metric_named": named, "positive_class": positive,
                                       "question": None})
+
+
+def respell(text: str, columns: list[ColumnSummary] | None = None) -> str:
+    """``text`` with slips in the rules' key words put right: one edit in a word of five letters
+    or more ("predcit", "whcih"), but never a key word itself, an inflection of one, nor a word
+    of a column's name."""
+    protected = {t for c in columns or [] for t in [c.name.lower(), *name_tokens(c.name)]}
+
+    def fix(m: re.Match[str]) -> str:
+        word = m.group(0)
+        lowered = word.lower()
+        if (len(word) < 5 or lowered in protected
+                or any(lowered.startswith(k) or k.startswith(lowered) for k in _KEY_WORDS)):
+            return word  # the word itself, or an inflection of it ("estimated", "features")
+        near = [k for k in _KEY_WORDS if abs(len(k) - len(word)) <= 1 and _edit_distance(lowered, k) == 1]
+        return near[0] if len(near) == 1 else word
+    return re.sub(r"[A-Za-z]+", fix, text)
 
 
 def prompt_columns(columns: list[str] | list[ColumnSummary], max_chars: int = 4000) -> list[str]:

@@ -48,3 +48,111 @@ def test_the_data_prompt_of_a_very_wide_table_stays_bounded() -> None:
     assert "a very long free-text value that goes on" not in prompt  # values cut
     narrow = column_cards(wide.iloc[:, :5])
     assert [c["name"] for c in narrow] == list(wide.columns[:5])
+
+
+# ---------------------------------------------------------------- general mechanisms
+# Made-up tables: each test below fails without the mechanism it names.
+
+def _num(name: str, n_unique: int = 500) -> ColumnSummary:
+    return ColumnSummary(name=name, numeric=True, n_unique=n_unique, values={"1.5": 3, "2.5": 2})
+
+
+def _yes_no(name: str) -> ColumnSummary:
+    return ColumnSummary(name=name, n_unique=2, values={"no": 80, "yes": 20})
+
+
+WATER = [_num("salinity"), _num("depth"), _num("turbidity")]
+PARCELS = [_yes_no("breakage"), _num("weight"), _num("volume"), _yes_no("refrigeration")]
+GAUGES = [ColumnSummary(name="reading_day", datetime=True, n_unique=900, values={"2020-01-01": 1}),
+          _num("pres_max"), _num("pres_min"), _num("wind")]
+
+
+def test_a_misspelt_word_of_a_column_name_still_names_it() -> None:
+    reading = read_request("predict the salnity of each sample", WATER)
+    assert (reading.target, reading.task_type) == ("salinity", "regression")
+
+
+def test_a_slip_in_a_metric_word_is_put_right() -> None:
+    reading = read_request("predict breakage, precison please", PARCELS)
+    assert (reading.target, reading.metric) == ("breakage", "precision")
+
+
+def test_prefixes_of_words_describe_a_column_and_more_words_fitting_win() -> None:
+    reading = read_request("predict the minimum pressure", GAUGES)
+    assert reading.target == "pres_min"
+    assert read_request("predict the pressure", GAUGES).question is not None  # max or min: ask
+
+
+def test_adjacent_words_and_hyphenated_words_spell_a_joined_name() -> None:
+    shifts = [_num("hours"), _yes_no("nightshift"), _num("tenure")]
+    reading = read_request("will a nurse work night shift? f1 on the night-shifters", shifts)
+    assert (reading.target, reading.metric, reading.positive_class) == ("nightshift", "f1", "yes")
+
+
+def test_a_lowercase_initialism_is_spelt_out_by_initials() -> None:
+    ward = [_num("age", 60), ColumnSummary(name="tbi", numeric=True, n_unique=2, values={"0": 90, "1": 10}),
+            _num("pulse")]
+    reading = read_request("which patients suffer a traumatic brain injury? auc", ward)
+    assert (reading.target, reading.metric, reading.positive_class) == ("tbi", "roc_auc", "1")
+
+
+def test_feature_caps_interpretability_and_latency_in_other_words() -> None:
+    def limits(text: str) -> tuple[int | None, float | None, bool]:
+        draft = understand_request(text, PARCELS).value
+        return draft.max_features, draft.max_latency_ms, draft.interpretable
+
+    assert limits("predict weight, 3 variables at most, no black box") == (3, None, True)
+    assert limits("predict weight with no more than 5 inputs") == (5, None, False)
+    assert limits("predict weight, 4 features max, a model the couriers can read") == (4, None, True)
+    assert limits("predict weight; it must answer in under half a millisecond") == (None, 0.5, False)
+    assert limits("predict weight in under a tenth of a millisecond") == (None, 0.1, False)
+
+
+def test_short_and_dismissed_metric_wordings() -> None:
+    assert read_request("predict breakage, balanced acc", PARCELS).metric == "balanced_accuracy"
+    reading = read_request("few parcels break, so accuracy would look great and tell me nothing. "
+                           "predict breakage", PARCELS)
+    assert (reading.metric, reading.metric_named) == ("roc_auc", False)
+
+
+def test_a_model_turned_down_means_not_ml() -> None:
+    assert not read_request("what share of parcels had a breakage? just the numbers, no model", PARCELS).is_ml
+
+
+def test_the_last_word_of_a_which_question_is_asked_and_a_stated_year_is_given() -> None:
+    trial = [ColumnSummary(name="enrol_year", numeric=True, n_unique=12, values={"2004": 30, "2005": 28}),
+             ColumnSummary(name="relapsed", n_unique=2, values={"never": 70, "relapsed": 30}), _num("dose")]
+    text = "Cohort from 2004 to 2015, a study model year 2004 on. Which patients relapse? recall"
+    assert read_request(text, trial).target == "relapsed"
+
+
+def test_a_yes_no_question_asks_what_follows_its_subject() -> None:
+    reading = read_request("is a parcel refrigerated or not? auc", PARCELS)
+    assert (reading.target, reading.task_type, reading.positive_class) == ("refrigeration", "binary", "yes")
+
+
+def test_a_class_named_before_as_the_positive_class_names_the_target() -> None:
+    reading = read_request("flag which parcels break; f1 with breakages as the positive class", PARCELS)
+    assert (reading.target, reading.metric, reading.positive_class) == ("breakage", "f1", "yes")
+
+
+def test_free_text_is_no_target_and_a_class_singled_out_names_its_column() -> None:
+    inbox = [ColumnSummary(name="message", n_unique=4900, values={"hello there": 2, "win a prize": 1}),
+             ColumnSummary(name="kind", n_unique=2, values={"ham": 700, "spam": 300})]
+    reading = read_request("tell the spam messages apart from the rest using the message text", inbox)
+    assert (reading.target, reading.task_type) == ("kind", "binary")
+
+
+def test_a_column_after_per_is_the_group_however_near_the_cue() -> None:
+    plant = [_num("quality"), ColumnSummary(name="batch", n_unique=45, values={"B1": 30, "B2": 28})]
+    assert read_request("the quality score per batch", plant).target == "quality"
+
+
+def test_a_self_listed_synonym_holds_both_ways() -> None:
+    staff = [_num("salary"), _num("age", 60), _num("tenure")]
+    assert read_request("predict the wage of each employee", staff).target == "salary"
+
+
+def test_training_on_the_past_and_the_coming_days_mean_time_order() -> None:
+    assert read_request("predict pres_max for the coming days", GAUGES).time_ordered
+    assert read_request("predict wind; fit on the past only", GAUGES).time_ordered
