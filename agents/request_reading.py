@@ -11,6 +11,7 @@ or nothing points at a column, the reading carries a question instead of a guess
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 import pandas as pd
@@ -113,8 +114,6 @@ def _both_ways(synonyms: dict[str, tuple[str, ...]]) -> dict[str, set[str]]:
 
 _EQUIVALENT = _both_ways(_SYNONYMS)
 _PHRASES = [(re.compile(r"\b(?:sells?|sold|go(?:es)?) for\b", re.I), ("price",))]
-_SUFFIXES = ("ations", "ation", "ials", "ers", "ial", "ied", "ies", "ing", "als", "ed", "es",
-             "er", "al", "s", "e", "y")
 _STOP = {"the", "a", "an", "of", "and", "or", "to", "in", "on", "for", "is", "are", "it", "its",
          "be", "will", "from", "by", "with", "each", "per", "this", "that", "data", "table",
          "column", "col", "model", "predict", "what", "which", "how", "who", "we", "i", "my",
@@ -406,22 +405,29 @@ def _compound_positions(text: str, name: str) -> list[int]:
            if stem("".join(p for p in m.group(0).lower().split("-") if p not in ("of", "the", "and")))
            in (joined, stem(joined))]
     out += _joined_positions(text, name)
+    words = [(m.group(0).lower(), m.start()) for m in re.finditer(r"[A-Za-z]+", text)]
     if re.fullmatch(r"[a-z]{3,5}", name) and len(re.findall(r"[aeiou]", name)) <= 1:
         # a lowercase initialism (chd, sbp) is spelt out in full, one word per letter
-        words = [(m.group(0).lower(), m.start()) for m in re.finditer(r"[A-Za-z]+", text)]
-        out += [words[i][1] for i in range(len(words) - len(name) + 1)
-                if "".join(w[0] for w, _ in words[i:i + len(name)]) == name
-                and all(w not in _STOP and len(w) >= 3 for w, _ in words[i:i + len(name)])]
+        out += _initial_windows(words, (len(name),), lambda initials: initials == name)
     if re.fullmatch(r"[A-Z]{2,5}", name):
-        words = [(m.group(0).lower(), m.start()) for m in re.finditer(r"[A-Za-z]+", text)]
         acronym = name.lower()
-        for i in range(len(words)):
-            for size in range(max(2, len(acronym) - 1), len(acronym) + 1):
-                window = words[i:i + size]
-                if len(window) < size or any(w in _STOP or len(w) < 3 for w, _ in window):
-                    continue
-                if acronym.endswith("".join(w[0] for w, _ in window)):
-                    out.append(window[0][1])
+        out += _initial_windows(words, range(max(2, len(acronym) - 1), len(acronym) + 1),
+                                acronym.endswith)
+    return out
+
+
+def _initial_windows(words: list[tuple[str, int]], sizes: Iterable[int],
+                     fits: Callable[[str], bool]) -> list[int]:
+    """Where runs of ``sizes`` consecutive words (none a stop word, each of 3+ letters) have
+    initials that ``fits`` accepts: the start of each run, once per size that fits."""
+    out = []
+    for i in range(len(words)):
+        for size in sizes:
+            window = words[i:i + size]
+            if len(window) < size or any(w in _STOP or len(w) < 3 for w, _ in window):
+                continue
+            if fits("".join(w[0] for w, _ in window)):
+                out.append(window[0][1])
     return out
 
 
