@@ -7,6 +7,7 @@ import math
 from pydantic import BaseModel, Field
 
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
+from hyperpilot.tools.ensemble import CALIBRATION_METRICS
 from hyperpilot.tools.space import FloatDim, IntDim, SearchSpace
 from hyperpilot.tools.types import Config, DataProfile, TaskSpec
 from hyperpilot.tools.zoo import get_model
@@ -29,8 +30,6 @@ MODEL_AGENT = AgentSpec(name="model", prompt="model.j2", output_type=SpaceDraft)
 # A narrowed range keeps at least this share of the full (log) width, so a confident
 # but wrong model cannot shut the search out of most of the space.
 MIN_KEPT_WIDTH = 0.25
-# Metrics that score the predicted probabilities themselves, not a ranking or a decision.
-PROBABILITY_SCORES = ("log_loss",)
 
 
 def space_rules(family: str, task: TaskSpec, profile: DataProfile, n_train: int) -> SearchSpace:
@@ -46,7 +45,7 @@ def space_rules(family: str, task: TaskSpec, profile: DataProfile, n_train: int)
         if family == "knn" and dim.name == "n_neighbors" and isinstance(dim, IntDim):
             fold_rows = max(2, int(n_train * 0.8) - 1)
             dim = dim.model_copy(update={"high": max(dim.low + 1, min(dim.high, fold_rows))})
-        if dim.name == "class_weight" and task.metric in PROBABILITY_SCORES:
+        if dim.name == "class_weight" and task.metric in CALIBRATION_METRICS:
             dim = dim.model_copy(update={"choices": [None]})
         dims.append(dim)
     return SearchSpace(dims=dims)
