@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from sklearn.utils.validation import check_is_fitted
 from hyperpilot.tools.column_steps import MAX_TEXT_TERMS, SPARSE_TEXT_TERMS, date_steps, text_steps
 from hyperpilot.tools.errors import DataError
 from hyperpilot.tools.types import DataProfile, DataSteps, TaskType
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
 
 MAX_CATEGORIES = 30
 
@@ -69,19 +72,27 @@ class QuantileNormal(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.seed = seed
 
     def fit(self, X: Any, y: Any = None) -> QuantileNormal:
-        frame = pd.DataFrame(X)
-        self.n_features_in_ = frame.shape[1]
-        if isinstance(X, pd.DataFrame):
-            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.quantiles_ = QuantileTransformer(
-            n_quantiles=max(2, min(self.n_quantiles, len(frame))),
-            output_distribution="normal", random_state=self.seed,
-        ).fit(frame.to_numpy(dtype=float))
+        # The inner transformer validates the input and, told to answer with arrays whatever
+        # the output config, leaves the set_output wrapper to give back the caller's index.
+        quantiles = QuantileTransformer(n_quantiles=max(2, self.n_quantiles),
+                                        output_distribution="normal", random_state=self.seed)
+        with warnings.catch_warnings():  # fewer rows than quantiles is expected: it uses fewer
+            warnings.filterwarnings("ignore", "n_quantiles .* is greater than the total number")
+            self.quantiles_ = quantiles.set_output(transform="default").fit(X)
+        self.n_features_in_ = quantiles.n_features_in_
+        if hasattr(quantiles, "feature_names_in_"):
+            self.feature_names_in_ = quantiles.feature_names_in_
         return self
 
-    def transform(self, X: Any) -> np.ndarray:
+    def transform(self, X: Any) -> Any:
         check_is_fitted(self, "quantiles_")
-        return self.quantiles_.transform(pd.DataFrame(X).to_numpy(dtype=float))
+        return self.quantiles_.transform(X)
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.sparse = True
+        return tags
 
 
 class SelectRawFeatures(TransformerMixin, BaseEstimator):
@@ -91,7 +102,8 @@ class SelectRawFeatures(TransformerMixin, BaseEstimator):
     columns coerced to float with missing values at the median, ``categorical`` ones coded
     as integers with missing as its own code. ``transform`` returns the frame with only the
     kept columns (``selected_``, in the order of ``features``); every other column of the
-    input may be present or not. ``scores_`` maps each ranked column to its score.
+    input may be present or not. ``scores_`` maps each ranked column to its score;
+    ``n_features_in_`` and ``feature_names_in_`` describe the frame ``fit`` saw.
 
     Args:
         k: how many columns to keep (all when ``k`` is at least the number of features).
@@ -113,6 +125,9 @@ class SelectRawFeatures(TransformerMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any) -> SelectRawFeatures:
         frame = _columns_of(X, list(self.features))
+        self.n_features_in_ = X.shape[1]
+        if all(isinstance(name, str) for name in X.columns):  # as scikit-learn: string names only
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         target = pd.Series(np.asarray(y), index=frame.index)
         labelled = target.notna().to_numpy()
         frame, target = frame[labelled], target[labelled]
