@@ -1,19 +1,24 @@
 """The experience store: what past runs saw and what won, in SQLite, retrieved by similarity.
 
-A corrupt store, or one written by a newer schema, is set aside (renamed) with a warning and
-a new one started: experience helps a run, it must never stop one.
+Runs share one store: they wait for each other's locks, and a store still locked after a
+while, or one that cannot be opened, is skipped with a warning and left untouched. Only a
+file that is not a store this version can read (not a database, damaged, a newer schema) is
+set aside (renamed) with a warning saying where, and a new one started: experience helps a
+run, it must never stop one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +39,9 @@ log = logging.getLogger(__name__)
 # change that an older reader would misread.
 SCHEMA_VERSION = 1
 TOP_CONFIGS = 3
+# How long one call waits for another process's write lock, and how many more times it tries.
+BUSY_SECONDS, BUSY_RETRIES = 30.0, 2
+T = TypeVar("T")
 
 
 class FamilyResult(BaseModel):
@@ -143,60 +151,103 @@ def similarity(a: dict[str, float], b: dict[str, float]) -> float:
 
 
 class ExperienceStore:
-    """A SQLite file of ``Experience`` records. Each write is one transaction."""
+    """A SQLite file of ``Experience`` records that every run on the machine shares.
 
-    def __init__(self, path: Path) -> None:
+    The file is in WAL mode, so reading never waits for a writer, and each write is one
+    transaction. A call that finds another process holding the lock waits ``timeout``
+    seconds for it, up to ``retries`` more times; a store still busy after that, or one
+    that cannot be opened at all, is left as it is and skipped with a warning. Only a file
+    that is not a SQLite database, a damaged one, or one of a newer schema is set aside.
+    """
+
+    def __init__(self, path: Path, timeout: float = BUSY_SECONDS, retries: int = BUSY_RETRIES) -> None:
         self.path = Path(path)
+        self.timeout = timeout
+        self.retries = retries
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=30)
-        connection.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        connection.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, "
-                           "created REAL, task_type TEXT, record TEXT)")
-        row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
-            connection.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            connection.commit()
-        elif int(row[0]) > SCHEMA_VERSION:
+        connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            if _schema(connection) is None:
+                _create(connection)
+        except BaseException:
             connection.close()
-            raise sqlite3.DatabaseError(f"schema {row[0]} is newer than {SCHEMA_VERSION}")
+            raise
         return connection
 
-    def _open(self) -> sqlite3.Connection | None:
-        try:
-            return self._connect()
-        except (sqlite3.DatabaseError, ValueError) as err:
-            aside = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
-            log.warning("experience store %s is unusable (%s); set aside as %s, starting anew",
-                        self.path, err, aside.name)
-            if self.path.exists():
-                self.path.rename(aside)
+    def _with_store(self, work: Callable[[sqlite3.Connection], T], fallback: T) -> T:
+        """``work`` on a connection to the store; ``fallback`` when the store cannot be used."""
+        tries, moved = 0, False
+        while True:
             try:
-                return self._connect()
-            except sqlite3.Error as again:
-                log.warning("no experience store this run: %s", again)
-                return None
+                connection = self._connect()
+                try:
+                    return work(connection)
+                finally:
+                    connection.close()
+            except (sqlite3.Error, OSError, ValueError, UnreadableStore) as err:
+                kind = _failure(err)
+                tries += 1
+                if kind == "busy" and tries <= self.retries:
+                    time.sleep(min(1.0, 0.05 * 2 ** tries))
+                    continue
+                if kind == "unreadable" and not moved:
+                    moved = self._set_aside(err)
+                    if moved:
+                        continue
+                if kind == "busy":
+                    log.warning("experience store %s is busy: another process held its lock "
+                                "through %d waits of %gs; going on without it, the store is "
+                                "left as it is", self.path, tries, self.timeout)
+                else:
+                    log.warning("no experience store this run: cannot use %s (%s)", self.path, err)
+                return fallback
+
+    def _set_aside(self, err: Exception) -> bool:
+        """Rename the unreadable store (and any WAL files beside it) aside, deleting nothing;
+        True when the path is free for a new store, also when another process moved it first."""
+        if not _still_unreadable(self.path):
+            return True  # another process replaced it with a good store meanwhile
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.unreadable-{stamp}-{os.getpid()}")
+        try:
+            self.path.rename(aside)
+        except FileNotFoundError:
+            return True
+        except OSError as move_err:
+            log.warning("no experience store this run: %s is unreadable (%s) and cannot be "
+                        "moved aside (%s)", self.path, err, move_err)
+            return False
+        for suffix in ("-wal", "-shm"):  # another process's open of the file may have left them
+            side = self.path.with_name(self.path.name + suffix)
+            with contextlib.suppress(OSError):
+                side.rename(aside.with_name(aside.name + suffix))
+        log.warning("experience store %s is unreadable (%s); set aside as %s, starting a new "
+                    "one", self.path, err, aside)
+        return True
 
     def add(self, record: Experience) -> None:
         """Store one run (replacing a record with the same id)."""
-        connection = self._open()
-        if connection is None:
-            return
-        with connection:
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.execute("BEGIN IMMEDIATE")
             connection.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)",
                                (record.run_id, record.created, record.task_type,
                                 record.model_dump_json()))
-        connection.close()
+            connection.execute("COMMIT")
+
+        self._with_store(write, None)
 
     def all(self) -> list[Experience]:
-        connection = self._open()
-        if connection is None:
-            return []
-        rows = connection.execute("SELECT record FROM runs ORDER BY created").fetchall()
-        connection.close()
+        def read(connection: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in
+                    connection.execute("SELECT record FROM runs ORDER BY created").fetchall()]
+
+        none: list[str] = []
         records = []
-        for (text,) in rows:
+        for text in self._with_store(read, none):
             try:
                 records.append(Experience.model_validate(json.loads(text)))
             except ValueError:
@@ -214,6 +265,68 @@ class ExperienceStore:
         scored = [(r, 0.8 * similarity(meta, r.meta) + 0.2 * s / top)
                   for r, s in zip(records, lexical, strict=True)]
         return sorted(scored, key=lambda p: -p[1])[:k]
+
+
+class UnreadableStore(Exception):
+    """The file is a SQLite database but not an experience store this version can read."""
+
+
+def _schema(connection: sqlite3.Connection) -> int | None:
+    """The store's schema version; None for a new (or half-created) store."""
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"meta", "runs"} <= tables:
+        return None
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if row is None:
+        return None
+    try:
+        version = int(row[0])
+    except (TypeError, ValueError):
+        raise UnreadableStore(f"schema version {row[0]!r} is not a number") from None
+    if version > SCHEMA_VERSION:
+        raise UnreadableStore(f"schema {version} is newer than {SCHEMA_VERSION}")
+    return version
+
+
+def _create(connection: sqlite3.Connection) -> None:
+    # Other processes may be creating the same store now: in one write transaction, tables
+    # and version that one of them made first are kept as they are.
+    connection.execute("BEGIN IMMEDIATE")
+    connection.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+    connection.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, "
+                       "created REAL, task_type TEXT, record TEXT)")
+    connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+    connection.execute("COMMIT")
+
+
+def _failure(err: Exception) -> str:
+    """``busy`` (another process holds the lock), ``unreadable`` (not a store this version
+    can read) or ``other`` (cannot open or write it: permissions, a folder in its place...)."""
+    if isinstance(err, UnreadableStore):
+        return "unreadable"
+    code = getattr(err, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return "busy"
+    if primary in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return "unreadable"
+    return "other"
+
+
+def _still_unreadable(path: Path) -> bool:
+    """Whether ``path`` is still unreadable now, read-only: between a failed open and the
+    rename another process may have set it aside and started a good store there."""
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.0)
+    except sqlite3.Error:
+        return False  # gone
+    try:
+        _schema(connection)
+    except (sqlite3.Error, UnreadableStore) as err:
+        return _failure(err) == "unreadable"
+    finally:
+        connection.close()
+    return False
 
 
 def describe(record: Experience, score: float) -> dict[str, Any]:
