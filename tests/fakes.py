@@ -6,7 +6,9 @@ Import them as ``from fakes import ScriptedLLM`` (pytest puts ``tests/`` on ``sy
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -131,3 +133,16 @@ def scripted_client(steps: Iterable[Step], **kwargs: Any) -> LLM:
     """
     kwargs.setdefault("transcript", Transcript(None))
     return LLM(ScriptedLLM(steps), **kwargs)
+
+
+FAKE_LLAMA_SERVER = Path(__file__).with_name("fake_llama_server.py")
+
+
+def fake_llama_binary(folder: Path) -> Path:
+    """An executable ``folder/llama-server`` that runs tests/fake_llama_server.py in its own
+    process (``exec``: the pid is the fake server's)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "llama-server"
+    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_LLAMA_SERVER}" "$@"\n')
+    path.chmod(0o755)
+    return path

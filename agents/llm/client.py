@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import wait_random_exponential
 
 from hyperpilot.agents.llm.openai_backend import LOCAL_KEY, OpenAIBackend
+from hyperpilot.agents.llm.secrets import redact
 from hyperpilot.agents.llm.transcript import ChatReply, ReplayBackend, Transcript
 from hyperpilot.tools.errors import (
     BudgetExceeded,
@@ -151,7 +152,8 @@ def _reask(reply: str, error: str) -> list[dict[str, str]]:
 
 
 class LLM:
-    """Typed completions over a ``ChatBackend``: validate, re-ask, record, keep budget."""
+    """Typed completions over a ``ChatBackend``: redact secrets from replies, validate,
+    re-ask, record, keep budget."""
 
     def __init__(
         self,
@@ -278,6 +280,11 @@ class LLM:
                 | {"valid": False, "error": str(err), "failed": True}
             )
             raise
+        # A server may echo what it was sent, key included; nothing after this point (the
+        # parsed answer, a re-ask, LLMOutputError.raw, the report) sees the raw text.
+        text = redact(reply.text)
+        if text != reply.text:
+            reply = reply.model_copy(update={"text": text})
         return reply, max(0.0, time.perf_counter() - start - self._startup_delta())
 
     def _startup_delta(self) -> float:

