@@ -11,7 +11,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from hyperpilot.agents.request import RequestDraft, match_column
-from hyperpilot.agents.request_reading import prompt_columns
+from hyperpilot.agents.request_reading import prompt_columns, score_targets, summarise_table
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
 from hyperpilot.tools.data import (
     bundled_target,
@@ -49,7 +49,8 @@ def choose_target(text: str, draft: RequestDraft, frame: pd.DataFrame, source: s
         return Decision(declared, "dataset", f"the declared target of {source}")
     inputs = {"text": text, "columns": column_cards(frame)}
     return decide(TARGET_AGENT, inputs, llm,  # type: ignore[arg-type]
-                  accept=lambda choice: _known_column(choice.target, columns),
+                  accept=lambda choice: _supported(_known_column(choice.target, columns), text,
+                                                   frame),
                   rules=lambda: infer_target_rules(frame))
 
 
@@ -60,6 +61,20 @@ def _known_column(name: str, columns: list[str]) -> str:
     if matched is None:
         raise ValueError(f"'{name}' is not a column")
     return matched
+
+
+def _supported(target: str, text: str, frame: pd.DataFrame) -> str:
+    """The LLM's target, if the task text points at it (the rules' scores) or the rules
+    would pick it from the data; the data's own text (a column named like an order to the
+    LLM) must not choose what is predicted."""
+    pointed = {c.column for c in score_targets(text, summarise_table(frame))}
+    try:
+        guessed = {infer_target_rules(frame)}
+    except DataError:
+        guessed = set()
+    if target in pointed | guessed:
+        return target
+    raise ValueError(f"'{target}' is neither pointed at by the task text nor the rules' choice")
 
 
 def column_cards(frame: pd.DataFrame, max_chars: int = 1000) -> list[dict[str, object]]:

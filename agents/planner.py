@@ -3,6 +3,7 @@ from retrieved knowledge cards and similar past runs, citing what it used."""
 
 from __future__ import annotations
 
+import math
 from math import ceil
 from typing import Any
 
@@ -18,7 +19,7 @@ from hyperpilot.tools.zoo import ZOO
 
 class FamilyPlan(BaseModel):
     name: str
-    share: float = Field(1.0, gt=0)
+    share: float = Field(1.0, gt=0, le=1e6, allow_inf_nan=False)
     reason: str = ""
 
 
@@ -204,8 +205,9 @@ def clean_steps(steps: dict[str, Any], profile: DataProfile) -> dict[str, Any]:
         value = steps.get(key)
         if value is None:
             continue
-        if allowed is int:
-            if isinstance(value, int | float) and 1 <= int(value) < len(profile.features):
+        if allowed is int:  # a whole count of features, finite (an LLM may write 1e999)
+            if (isinstance(value, int | float) and not isinstance(value, bool)
+                    and math.isfinite(value) and 1 <= value < len(profile.features)):
                 out[key] = int(value)
         elif value in allowed and value != allowed[0]:  # type: ignore[operator,index]
             out[key] = value

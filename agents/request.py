@@ -84,11 +84,22 @@ def parse_request(text: str, columns: list[str], llm: object | None) -> Decision
     """
     inputs = {"text": text, "columns": prompt_columns(columns), "metrics": sorted(METRICS)}
     return decide(REQUEST_AGENT, inputs, llm,  # type: ignore[arg-type]
-                  accept=lambda draft: _checked(draft, columns),
+                  accept=lambda draft: _checked(draft, columns, parse_request_rules(text, columns)),
                   rules=lambda: parse_request_rules(text, columns))
 
 
-def _checked(draft: RequestDraft, columns: list[str]) -> RequestDraft:
+# What the text states that an LLM's answer may not change: limits it did not state, or
+# numbers for them that the text does not hold, are taken from the rules' reading.
+STATED = ("max_latency_ms", "max_features", "max_model_mb", "interpretable")
+
+
+def _checked(draft: RequestDraft, columns: list[str], stated: RequestDraft) -> RequestDraft:
+    """The LLM's reading held against the columns and the text: a real column, a known
+    metric, the constraints the text states (by the rules' reading, never invented ones nor
+    out-of-range numbers), and a request the text's own words call ML stays ML."""
+    draft = draft.model_copy(update={key: getattr(stated, key) for key in STATED})
+    if stated.is_ml and not draft.is_ml:
+        draft = draft.model_copy(update={"is_ml": True})
     if not draft.is_ml and draft.target is None and draft.metric is not None:
         raise ValueError("the answer says the request is not ML yet names a metric")
     if not draft.is_ml and draft.target is not None:

@@ -81,5 +81,7 @@ def decide(spec: AgentSpec[T], inputs: Mapping[str, Any], llm: LLMClient | None,
         reason = f"LLM unavailable ({err})"
     except (HyperpilotError, ValueError) as err:
         reason = f"LLM answer rejected: {err}"
+    except Exception as err:  # an answer that breaks the checks themselves (1e999, a wrong type)
+        reason = f"LLM answer rejected: {type(err).__name__}: {err}"
     log.warning("%s: falling back to rules: %s", spec.name, reason)
     return Decision(rules(), "rules (fallback)", reason)

@@ -14,7 +14,18 @@ def _environment() -> Environment:
     env = Environment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["tojson_compact"] = _compact_json
+    env.filters["data_text"] = data_text
     return env
+
+
+def data_text(value: Any, cap: int = 60) -> str:
+    """Text from the user's data (a column name, a cell) as it may enter a prompt: cut to
+    ``cap`` characters and quoted as a JSON string, so a newline or a quote in it cannot
+    forge a line of the prompt."""
+    import json
+
+    text = str(value)
+    return json.dumps(text if len(text) <= cap else text[:cap - 3] + "...")
 
 
 def _compact_json(value: Any) -> str:
