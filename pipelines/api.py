@@ -94,6 +94,24 @@ def run(task: str, data: DataSource, *, out: str | Path | None = None, llm: Any 
     return load(folder)
 
 
+def resume(run_dir: str | Path, *, llm: Any = None, data: pd.DataFrame | None = None,
+           progress: Callable[[str], None] | None = None) -> RunResult:
+    """Go on with a run that was stopped or killed, with its own options, and return it
+    finished: its finished trials are kept and none is trained twice.
+
+    Args:
+        run_dir: the stopped run's folder.
+        llm: an ``LLMClient`` to use instead of the one the run's options name.
+        data: the run's table again, for a run made from a DataFrame.
+        progress: called with each progress line (default: logged at INFO).
+    """
+    from hyperpilot.pipelines.continue_run import resume_run
+
+    frame = None if data is None else checked_table(data, "the DataFrame")
+    resume_run(Path(run_dir), llm=llm, frame=frame, progress=progress or log.info)
+    return load(run_dir)
+
+
 def _source(data: DataSource) -> tuple[str, pd.DataFrame | None]:
     if isinstance(data, pd.DataFrame):
         frame = checked_table(data, "the DataFrame")
@@ -107,6 +125,10 @@ def _source(data: DataSource) -> tuple[str, pd.DataFrame | None]:
 def load(run_dir: str | Path) -> RunResult:
     """The ``RunResult`` of a finished run folder, read back from its files."""
     folder = RunFolder(Path(run_dir))
+    if folder.is_stopped():
+        raise DataError(f"{folder.path} holds a run that did not finish; go on with it with "
+                        f"hyperpilot.resume({str(folder.path)!r}) or `hyperpilot resume "
+                        f"{folder.path}`")
     missing = folder.missing(folder.result, folder.model, folder.leaderboard)
     if missing:
         raise DataError(f"{folder.path} is not a finished hyperpilot run (missing "

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hyperpilot.agents.llm import install_log_redaction
 from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import run_task
 from hyperpilot.tools.errors import HyperpilotError, TaskSpecError
@@ -160,6 +161,7 @@ def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
 
 def run_entry(entry: TaskEntry, echo: bool = True) -> Outcome:
     """Run one validated task; every failure becomes an ``Outcome``, never an exception."""
+    install_log_redaction()  # a worker process of --parallel has its own logging
     name = str(entry.name)
     progress: Callable[[str], None] = (lambda line: print(f"[{name}] {line}", flush=True)) \
         if echo else (lambda line: None)

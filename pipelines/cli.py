@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
+from hyperpilot.agents.llm import install_log_redaction, redact
+from hyperpilot.agents.llm.tied import Terminated, interrupt_on_termination
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.options import DEFAULT_TRIALS, RunOptions, default, flag
 from hyperpilot.tools.errors import HyperpilotError
@@ -86,10 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-refit-all", action="store_true",
                      help="ship the model fitted on the training rows only (default: once the "
                           "holdout has scored it, it is refit on every row, holdout included)")
+    run.add_argument("--restart", action="store_true",
+                     help="start over in an --out folder that holds a run which did not finish "
+                          "(default: refuse, and say how to resume it)")
+    resume = commands.add_parser("resume", help="go on with a run that was stopped or killed")
+    resume.add_argument("run_dir", type=Path, help="the run folder of the stopped run")
     chat = commands.add_parser("chat", help="a conversation: describe, run, ask, refine, predict")
     chat.add_argument("--data", default=None, help="CSV or Parquet file, or sklearn:NAME")
     chat.add_argument("--session", default=None,
-                      help="resume the session with this ID (default: a new session)")
+                      help="resume the session with this ID, or attach a run folder (one that "
+                           "'hyperpilot run' made) to a new session (default: a new session)")
     chat.add_argument("--llm", default=None, help="none, openai:MODEL or replay:PATH (as for run)")
     chat.add_argument("--trials", type=_positive_int, default=None,
                       help="trial budget of the session's runs (default 20)")
@@ -101,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", type=Path, default=None,
                          help="CSV file to write (default: print CSV to standard output)")
     predict.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    predict.add_argument("--strict", action="store_true",
+                         help="refuse rows whose numeric columns hold values that are not numbers "
+                              "(default: read them as missing, with a warning per column)")
     doctor = commands.add_parser("doctor", help="check the LLM a run would use, with one real call")
     doctor.add_argument("--llm", default=None, help="the --llm to check (default: as 'run' would)")
     _add_bench(commands)
@@ -149,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(done.code or 0)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="hyperpilot: %(levelname)s: %(message)s")
+    install_log_redaction()  # no key reaches the terminal, a warning's text included
+    interrupt_on_termination()  # SIGTERM unwinds like Ctrl-C: the local server is stopped
     if args.command == "doctor":
         from hyperpilot.pipelines.doctor import doctor
 
@@ -158,14 +172,16 @@ def main(argv: list[str] | None = None) -> int:
             return _chat(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "resume":
+            return _resume(args)
         return _run(args) if args.command == "run" else _predict(args)
     except HyperpilotError as err:
         print(f"hyperpilot: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("hyperpilot: interrupted; finished trials are checkpointed in the run folder",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as err:
+        print("hyperpilot: interrupted; the finished trials are kept in the run folder "
+              "(go on with `hyperpilot resume DIR`)", file=sys.stderr)
+        return 128 + err.signum if isinstance(err, Terminated) else EXIT_INTERRUPTED
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -198,15 +214,42 @@ def _run(args: argparse.Namespace) -> int:
     try:
         state = run_task(args.task, args.data, out, options,
                          progress=lambda line: print(line, flush=True),
-                         started_at=process_started_at())
+                         started_at=process_started_at(), restart=args.restart)
     except HyperpilotError:
         raise
-    except Exception as err:  # an internal fault: one line for the user, the trace in a log
-        RunFolder(out).write_log(traceback.format_exc())
-        print(f"hyperpilot: internal error: {type(err).__name__}: {err} "
-              f"(traceback in {RunFolder(out).log})", file=sys.stderr)
-        return EXIT_FAILED
+    except Exception:  # an internal fault: one line for the user, the trace in a log
+        return _internal_error(out)
     return _summarise(state, out)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from hyperpilot.pipelines.continue_run import resume_run
+
+    try:
+        state = resume_run(args.run_dir, progress=lambda line: print(line, flush=True))
+    except HyperpilotError:
+        raise
+    except Exception:
+        return _internal_error(args.run_dir)
+    return _summarise(state, args.run_dir)
+
+
+def _internal_error(out: Path) -> int:
+    """One line for the user about a fault of hyperpilot's own, the traceback in the run
+    folder's log."""
+    err = sys.exc_info()[1]
+    trace = redact(traceback.format_exc())
+    folder = RunFolder(out)
+    if folder.write_log(trace):
+        where = f"traceback in {folder.log}"
+    else:  # no run folder to put it in
+        with tempfile.NamedTemporaryFile("w", prefix="hyperpilot-", suffix=".log",
+                                         delete=False) as handle:
+            handle.write(trace)
+        where = f"traceback in {handle.name}"
+    print(f"hyperpilot: internal error: {type(err).__name__}: {redact(str(err))} ({where})",
+          file=sys.stderr)
+    return EXIT_FAILED
 
 
 def _run_file(args: argparse.Namespace) -> int:
@@ -219,7 +262,7 @@ def _run_file(args: argparse.Namespace) -> int:
     given = [flag(name) for name in ("data", "out", "llm", "time_limit", "trials", "seed",
                                      "llm_budget", "plans", "revisions", "experience", "knowledge")
              if getattr(args, name) is not None]
-    given += [f"--{name}" for name in ("no-halving", "no-experience", "no-refit-all")
+    given += [f"--{name}" for name in ("no-halving", "no-experience", "no-refit-all", "restart")
               if getattr(args, name.replace("-", "_"))]
     if given:
         raise HyperpilotError(f"with --file, set {', '.join(given)} in the file "
@@ -262,16 +305,21 @@ def _summarise(state: dict, out: Path) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from hyperpilot.pipelines.run import predict
-    from hyperpilot.tools.artifacts import write_text
+    from hyperpilot.pipelines.predict import (
+        check_output,
+        predict_rows,
+        print_predictions,
+        write_predictions,
+    )
 
-    if args.output is not None and args.output.exists() and not args.force:
-        raise HyperpilotError(f"{args.output} exists; pass --force to overwrite it")
-    predictions = predict(args.run_dir, args.data)
+    check_output(args.output, args.force)
+    predictions, warnings = predict_rows(args.run_dir, args.data, strict=args.strict)
+    for line in warnings:
+        print(f"hyperpilot: warning: {line}", file=sys.stderr)
     if args.output is None:
-        predictions.to_csv(sys.stdout, index=False)
+        print_predictions(predictions, sys.stdout)
     else:
-        write_text(args.output, predictions.to_csv(index=False))
+        write_predictions(args.output, predictions)
         print(f"wrote {len(predictions)} predictions to {args.output}")
     return EXIT_OK
 

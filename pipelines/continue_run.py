@@ -1,8 +1,11 @@
-"""Continuing a run in its own folder: more trials, or a search without some columns.
+"""Going on with a run in its own folder: resuming one that was stopped or killed, and
+continuing a finished one with more trials or without some columns.
 
 The run's LangGraph checkpoint is the record: finished trials are read from it and never
-run again. The state is amended as if the model node had just run, and the graph goes on
-from the tuner, then refits, verifies and rewrites the folder's files.
+run again. A resumed run goes on from its last checkpoint, taking trials that finished
+after it from the folder's journal (``trials.jsonl``). A continued run's state is amended
+as if the model node had just run, and the graph goes on from the tuner, then refits,
+verifies and rewrites the folder's files.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from hyperpilot.pipelines.run import (
 )
 from hyperpilot.tools.data import load_table
 from hyperpilot.tools.errors import DataError, TaskSpecError
-from hyperpilot.tools.types import DataProfile, TaskSpec
+from hyperpilot.tools.types import DataProfile, TaskSpec, TrialRecord
 
 
 def continue_run(run_dir: Path, *, more: int = 0, family: str | None = None,
@@ -71,6 +74,49 @@ def continue_run(run_dir: Path, *, more: int = 0, family: str | None = None,
         close_llm(ctx.llm)
 
 
+def resume_run(run_dir: Path, *, llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
+               progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """Resume the stopped or killed run in ``run_dir`` with its own options, and return its
+    final state: what the run would have ended with had it not been stopped.
+
+    Trials in the last checkpoint are kept; trials that finished after it (the journal,
+    ``trials.jsonl``) are taken as they are instead of being trained again; trials that were
+    still training when the run stopped are trained once more. With a time limit, the time
+    the run was stopped for does not count. ``llm`` and ``frame`` are as for ``continue_run``.
+    """
+    folder = RunFolder(run_dir)
+    if not folder.is_run():
+        raise DataError(f"{run_dir} holds no hyperpilot run to resume")
+    if folder.result.is_file():
+        raise DataError(f"the run in {run_dir} has finished; there is nothing to resume "
+                        "(more trials: the chat's /more, or hyperpilot.continue_run)")
+    values = checkpointed_state(folder) if folder.checkpoints.exists() else {}
+    if "source" not in values:
+        raise DataError(f"the run in {run_dir} stopped before its first step; start it again "
+                        "with `hyperpilot run ... --restart`")
+    options = folder.load_options() or legacy_options(values)
+    table = _table(values, frame)
+    ctx, _ = run_context(folder, table, options, llm, progress)
+    try:
+        known = {int(t["number"]) for t in values.get("trials", [])}
+        journal = [TrialRecord.model_validate(t) for t in folder.read_trials()
+                   if isinstance(t.get("number"), int) and t["number"] not in known]
+        ctx.journal = {t.number: t for t in journal}
+        last = folder.last_written()
+        if options.time_limit is not None and last is not None:
+            ctx.paused = max(0.0, time.time() - last)
+        ctx.llm = timed(ctx.llm, options, ctx.started(values), progress)  # type: ignore[arg-type]
+        used = f"; {time.time() - ctx.started(values):.0f} s of its time limit used" \
+            if options.time_limit is not None else ""  # type: ignore[arg-type]
+        progress(f"[resume] {len(known)} trials in the checkpoint and {len(journal)} finished "
+                 f"after it kept{used}")
+        with threadpool_limits(limits=threads_for(len(table))):
+            return invoke(ctx, None, int(values.get("trials_budget") or options.planned_trials))
+    finally:
+        ctx.close()
+        close_llm(ctx.llm)
+
+
 def legacy_options(values: dict[str, Any]) -> RunOptions:
     """The options of a run folder made before they were saved: what its checkpoint kept."""
     return RunOptions(trials=int(values.get("trials_budget", 30)),
@@ -78,8 +124,13 @@ def legacy_options(values: dict[str, Any]) -> RunOptions:
 
 
 def checkpointed_trials(run_dir: Path) -> int:
-    """How many finished trials the run's checkpoint holds (0 when there is none)."""
-    return len(checkpointed_state(RunFolder(run_dir)).get("trials", []))
+    """How many finished trials the run keeps: its checkpoint's and, of a stopped run, those
+    its journal holds beyond them (0 when there are none)."""
+    folder = RunFolder(run_dir)
+    numbers = {t.get("number") for t in checkpointed_state(folder).get("trials", [])}
+    if folder.is_stopped():
+        numbers |= {t.get("number") for t in folder.read_trials()}
+    return len(numbers)
 
 
 def _table(values: dict[str, Any], frame: pd.DataFrame | None) -> pd.DataFrame:
@@ -91,6 +142,8 @@ def _table(values: dict[str, Any], frame: pd.DataFrame | None) -> pd.DataFrame:
         except DataError as err:
             raise DataError(f"cannot reload the run's data ({err}); pass the table as frame=") \
                 from None
+    if "profile" not in values:  # stopped before the data was read: nothing to compare
+        return frame
     profile = values["profile"]
     needed = [*profile["features"], profile["target"]]
     if len(frame) != profile["n_rows"] or any(c not in frame.columns for c in needed):

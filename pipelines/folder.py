@@ -19,6 +19,8 @@ import pandas as pd
 
 from hyperpilot.pipelines.options import RunOptions, load_options
 from hyperpilot.tools.artifacts import (
+    append_jsonl,
+    read_jsonl,
     save_array,
     save_frame,
     save_model,
@@ -66,23 +68,43 @@ class RunFolder:
     def can_continue(self) -> bool:
         return self.is_run() and self.checkpoints.exists()
 
-    def prepare(self) -> bool:
-        """Make the folder ready for a new run; True when an earlier run's files were replaced.
+    def is_stopped(self) -> bool:
+        """Whether the folder holds a run that started and never finished (killed, stopped,
+        or ended by an error): its checkpoints are there and its result is not."""
+        return self.can_continue() and not self.result.is_file()
 
-        A non-empty folder that is not a hyperpilot run is refused, so nothing a user had is lost.
-        """
+    def check(self, restart: bool = False) -> None:
+        """Refuse a folder a new run may not use, before anything is written anywhere: a
+        file, a path under a file, a non-empty folder that is not a hyperpilot run (nothing a
+        user had is lost), or a stopped run unless ``restart`` (nor are its trials)."""
         if self.path.exists() and not self.path.is_dir():
             raise OutputDirError(f"--out {self.path} is a file, not a folder")
-        replaced = False
+        above = next((p for p in self.path.parents if p.exists()), None)
+        if above is not None and not above.is_dir():
+            raise OutputDirError(f"--out {self.path}: {above} is a file, not a folder")
         if self.path.exists() and any(self.path.iterdir()):
             if not self.is_run():
                 raise OutputDirError(f"--out {self.path} is not empty and holds no hyperpilot "
                                      "run; choose a new or empty folder")
+            if self.is_stopped() and not restart:
+                raise OutputDirError(f"{self.path} holds a run that did not finish; resume it "
+                                     f"with `hyperpilot resume {self.path}`, or pass --restart "
+                                     "to start it over")
+
+    def prepare(self, restart: bool = False) -> bool:
+        """Make the folder ready for a new run (after ``check``); True when an earlier run's
+        files were replaced."""
+        self.check(restart)
+        replaced = False
+        if self.path.exists() and any(self.path.iterdir()):
             for name in RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
             shutil.rmtree(self.path / OOF, ignore_errors=True)
             replaced = True
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputDirError(f"cannot make the run folder {self.path}: {err.strerror}") from None
         (self.path / MARKER).write_text("hyperpilot run folder\n")
         self.transcript.touch()
         return replaced
@@ -106,6 +128,11 @@ class RunFolder:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", plan_id) or "plan"
         return self.path / OOF / f"{safe}-{number}.npy"
 
+    def append_trial(self, trial: dict[str, Any]) -> None:
+        """Add a finished trial to ``trials.jsonl`` as soon as it finishes (the journal a
+        resumed run takes its finished trials from); the report rewrites the file whole."""
+        append_jsonl(self.trials, trial)
+
     def write_records(self, result: dict[str, Any], trials: list[dict[str, Any]],
                       board: pd.DataFrame, report: str) -> None:
         write_json(self.result, result)
@@ -113,9 +140,15 @@ class RunFolder:
         write_text(self.leaderboard, board.to_csv(index=False))
         write_text(self.report, report)
 
-    def write_log(self, text: str) -> None:
-        if self.path.is_dir():
+    def write_log(self, text: str) -> bool:
+        """Keep a traceback in the folder's log; False when there is no folder to keep it in."""
+        if not self.path.is_dir():
+            return False
+        try:
             self.log.write_text(text)
+        except OSError:
+            return False
+        return True
 
     # --- reading ---------------------------------------------------------------------
 
@@ -127,6 +160,17 @@ class RunFolder:
         if not self.result.is_file():
             raise DataError(f"{self.path} holds no finished run yet")
         return dict(json.loads(self.result.read_text()))
+
+    def read_trials(self) -> list[dict[str, Any]]:
+        """The trials in ``trials.jsonl``: all of a finished run, those that had finished of
+        a stopped one."""
+        return read_jsonl(self.trials)
+
+    def last_written(self) -> float | None:
+        """When the run last wrote its checkpoints or journal (``time.time()`` seconds)."""
+        paths = [self.checkpoints, self.path / f"{CHECKPOINTS}-wal", self.trials]
+        times = [p.stat().st_mtime for p in paths if p.is_file()]
+        return max(times) if times else None
 
     def read_leaderboard(self) -> pd.DataFrame:
         return pd.read_csv(self.leaderboard)

@@ -45,7 +45,7 @@ def default_out_dir(text: str) -> Path:
 def run_task(text: str, source: str, out: Path, options: RunOptions | None = None, *,
              progress: Callable[[str], None] = lambda line: None,
              llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
-             started_at: float | None = None) -> dict[str, Any]:
+             started_at: float | None = None, restart: bool = False) -> dict[str, Any]:
     """Run one task end to end and return the final state; the run folder holds the artifacts.
 
     ``options`` (``RunOptions``; the defaults when None) are saved in the run folder, so a
@@ -54,6 +54,8 @@ def run_task(text: str, source: str, out: Path, options: RunOptions | None = Non
     ``source``, which then only names it. Bad input raises a ``HyperpilotError`` before
     anything is written to ``out``. ``options.time_limit`` counts from ``started_at``
     (``time.time()`` seconds; the command line passes its process's start), else from now.
+    A folder holding a run that did not finish is refused (resume it with ``resume_run``)
+    unless ``restart``, which starts it over.
     """
     started_at = time.time() if started_at is None else started_at
     options = options or RunOptions()
@@ -61,8 +63,9 @@ def run_task(text: str, source: str, out: Path, options: RunOptions | None = Non
         raise TaskSpecError("the task text is empty; say what to predict")
     frame = load_table(source) if frame is None else frame
     folder = RunFolder(out)
+    folder.check(restart)  # before the LLM's transcript is made in it
     ctx, described = run_context(folder, frame, options, llm, progress)
-    if folder.prepare():
+    if folder.prepare(restart):
         progress(f"[run] replacing the earlier run in {out}")
     folder.save_options(options)
     ctx.llm = timed(ctx.llm, options, started_at, progress)

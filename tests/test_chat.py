@@ -133,7 +133,9 @@ def test_ctrl_c_keeps_trials_and_the_session_resumes_later(tmp_path: Path) -> No
     assert "Resumed session s2" in greeting and "not finished (interrupted?)" in greeting
     assert f"{kept} trials on record" in greeting
     finished = say(again, "/resume")
-    assert f"{kept} finished trials kept" in finished and "trial 5/5" in finished
+    before, after = finished.split("[resume] ")[1].split(" finished after it kept")[0] \
+        .split(" trials in the checkpoint and ")
+    assert int(before) + int(after) == kept and "trial 5/5" in finished
     assert f"trial {kept}/5" not in finished and f"trial {kept + 1}/5" in finished
     again.sendline("/quit")
     again.expect(pexpect.EOF)

@@ -60,6 +60,41 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
 
 
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    """Add one JSON object as a line at the end of ``path``, flushed to disk, so a process
+    killed right after still leaves it there; a reader skips a torn last line.
+
+    Args:
+        path: the file to extend (made when missing).
+        row: the object.
+    """
+    line = json.dumps(row, default=str) + "\n"
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of ``path``, one a line; a line that does not parse (the last one of
+    a killed writer) is skipped. An absent file has none.
+
+    Args:
+        path: the file to read.
+    """
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def save_model(model: Any, path: Path) -> None:
     """Save a fitted pipeline with joblib, atomically.
 

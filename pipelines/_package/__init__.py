@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hyperpilot.pipelines.api import RunResult, load, run
+    from hyperpilot.pipelines.api import RunResult, load, resume, run
 
 __version__ = "0.1.0"
-__all__ = ["RunResult", "load", "run", "__version__"]
+__all__ = ["RunResult", "load", "resume", "run", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("RunResult", "load", "run"):
+    if name in ("RunResult", "load", "resume", "run"):
         from hyperpilot.pipelines import api
 
         return getattr(api, name)

@@ -23,11 +23,11 @@ from hyperpilot.agents.request_reading import summarise_table
 from hyperpilot.pipelines.chat.records import run_facts
 from hyperpilot.pipelines.chat.session import SessionStore
 from hyperpilot.pipelines.chat.spec import preview, run_text, settled, spec_lines, target_of
-from hyperpilot.pipelines.continue_run import checkpointed_trials, continue_run
+from hyperpilot.pipelines.continue_run import checkpointed_trials, continue_run, resume_run
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.graph.intake import ASK_LLM_WHEN_UNSURE
 from hyperpilot.pipelines.options import RunOptions
-from hyperpilot.pipelines.run import predict, run_task
+from hyperpilot.pipelines.run import checkpointed_state, predict, run_task
 from hyperpilot.tools.artifacts import write_text
 from hyperpilot.tools.data import bundled_target, load_table
 from hyperpilot.tools.errors import HyperpilotError
@@ -40,7 +40,8 @@ Say what you want in words ("predict churn, optimise recall"), or use a command:
   /explain [QUESTION] why the winner won, what was tried, which features matter
   /more N [FAMILY]    N more trials in the same run folder (FAMILY: e.g. hist_gb)
   /without COLUMN     search again without a column, in the same run folder
-  /resume             finish the planned trials of an interrupted run
+  /resume             go on with the last run, stopped or killed, where it stopped
+  /attach RUN_DIR     work with a run made elsewhere (hyperpilot run, a script)
   /trials N           the trial budget of the next run
   /predict FILE [OUT] predict a file with the last run's model and save the predictions
   /help, /quit        this text; leave (Ctrl-D too). Ctrl-C stops a run, keeping its trials."""
@@ -116,7 +117,8 @@ class Chat:
             "/run": lambda: self.run(rest), "/status": self.status,
             "/explain": lambda: self.answer(rest) if rest else self.explain_all(),
             "/more": lambda: self.more(*_more_args(args)),
-            "/without": lambda: self.without(rest), "/resume": lambda: self.more(0, None),
+            "/without": lambda: self.without(rest), "/resume": self.resume,
+            "/attach": lambda: self.attach(rest),
             "/trials": lambda: self.set_trials(args), "/predict": lambda: self.predict(*args[:2]),
         }
         if name in ("/quit", "/exit"):
@@ -236,6 +238,36 @@ class Chat:
                              frame=self.frame(), llm=self.llm)
         self._finished(state)
 
+    def resume(self) -> None:
+        run_dir = self._run_dir()
+        folder = RunFolder(run_dir)
+        if not folder.is_stopped():
+            self.say(f"The run in {run_dir} has finished; /more N adds trials to it.")
+            return
+        self.say(f"Resuming {run_dir} where it stopped.")
+        state = resume_run(run_dir, progress=self.progress, frame=self.frame(), llm=self.llm)
+        self._finished(state)
+
+    def attach(self, path: str) -> None:
+        """Make a run folder from outside the chat (``hyperpilot run``, a script) the
+        session's run: its data is loaded, and /resume, /more, /explain work on it."""
+        if not path:
+            raise HyperpilotError("say which run folder: /attach RUN_DIR")
+        run_dir = Path(path)
+        folder = RunFolder(run_dir)
+        if not folder.is_run():
+            raise HyperpilotError(f"{run_dir} holds no hyperpilot run")
+        values = checkpointed_state(folder) if folder.checkpoints.exists() else {}
+        source = str(values.get("source", ""))
+        if not source or source.startswith("DataFrame"):
+            raise HyperpilotError(f"the run in {run_dir} has no data file to reload "
+                                  f"({source or 'it stopped before reading its data'})")
+        self.use_data(source)
+        self.store.save({"run_dir": str(run_dir)})
+        done = "finished" if folder.result.is_file() else "did not finish: /resume goes on with it"
+        self.say(f"Attached {run_dir} ({values.get('text', '')!r}): "
+                 f"{len(values.get('trials', []))} trials on record; it {done}.")
+
     def without(self, column: str) -> None:
         if not column:
             raise HyperpilotError("say which column to leave out: /without COLUMN")
@@ -262,7 +294,7 @@ class Chat:
         run_dir = self.store.state.get("run_dir")
         kept = checkpointed_trials(Path(run_dir)) if run_dir else 0
         self.say(f"Interrupted. {kept} finished trials are kept in {run_dir}; "
-                 "/resume finishes the planned trials.", style="yellow")
+                 "/resume goes on where it stopped.", style="yellow")
 
     def _run_dir(self) -> Path:
         run_dir = self.store.state.get("run_dir")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from rich.markup import escape
 from hyperpilot.agents.llm import make_llm
 from hyperpilot.pipelines.chat.chat import Chat
 from hyperpilot.pipelines.chat.session import SessionStore, new_session_id
+from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.options import RunOptions
 
 HISTORY_LINES = 1000
@@ -21,6 +23,9 @@ def run_chat(data: str | None, session: str | None, llm_spec: str | None, trials
              runs_root: Path, console: Console | None = None) -> int:
     """Hold a conversation until /quit or end of input; returns the exit status."""
     console = console or Console(highlight=False)
+    attach = session if session is not None and RunFolder(Path(session)).is_run() else None
+    if attach is not None:  # --session names a run folder: a new session that works on it
+        session = None
     store = SessionStore(runs_root, session or new_session_id())
     try:
         llm, described = make_llm(llm_spec, transcript_path=store.folder / "transcript.jsonl")
@@ -28,6 +33,8 @@ def run_chat(data: str | None, session: str | None, llm_spec: str | None, trials
         _greet(chat, store, described, resumed=session is not None and not store.is_new)
         if trials is not None:
             store.save({"trials": trials})
+        if attach is not None:
+            chat.handle(f"/attach {shlex.quote(attach)}")
         if data is not None:
             chat.use_data(data)
         _loop(chat, store.folder / "history", console)

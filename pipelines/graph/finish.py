@@ -63,13 +63,13 @@ def winner(trials: list[TrialRecord], direction: str, limit: float | None = None
 
 
 def finalize_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
-    return finalize(state, ctx, finish_deadline(state, ctx.options.time_limit))
+    return finalize(state, ctx, finish_deadline(ctx.started(state), ctx.options.time_limit))
 
 
-def finish_deadline(state: RunState, limit: float | None) -> float | None:
-    """When refitting must be done (``time.time()`` based) to leave time to verify; None
-    without a time limit."""
-    return None if limit is None else state["started_at"] + limit - VERIFY_RESERVE_SECONDS
+def finish_deadline(started: float, limit: float | None) -> float | None:
+    """When refitting must be done (``time.time()`` based) to leave time to verify, for a run
+    whose clock started at ``started``; None without a time limit."""
+    return None if limit is None else started + limit - VERIFY_RESERVE_SECONDS
 
 
 def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[str, Any]:
@@ -193,7 +193,7 @@ def after_verify(state: RunState, ctx: RunContext) -> str:
         ctx.progress(f"[revise] no revision left (--revisions {ctx.options.revisions})")
         return "report"
     limit = ctx.options.time_limit
-    if limit is not None and time.time() > state["started_at"] + (1 - REVISION_TIME_SHARE) * limit:
+    if limit is not None and time.time() > ctx.started(state) + (1 - REVISION_TIME_SHARE) * limit:
         ctx.progress("[revise] too little time left for a revision")
         return "report"
     return "revise"

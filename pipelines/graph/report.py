@@ -29,7 +29,7 @@ def report_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
     if ctx.experience is not None:
         record = experience_of(state["run_id"], task_of(state), profile_of(state),
                                trials_of(state), best_record(state), state["holdout"]["score"],
-                               time.time() - state["started_at"])
+                               time.time() - ctx.started(state))
         ctx.experience.add(record)
         ctx.progress(f"[experience] run {state['run_id']} saved to {ctx.experience.path}")
     return {"status": state.get("status", "ok")}

@@ -247,18 +247,22 @@ def tune_plan_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
         family = next_family(plan.trials, own + records)
         if family is None or (ctx.pool is not None and ctx.pool.stopped):
             break  # nothing left, or the time limit stopped the workers: no trial starts
-        record = run_trial(family, space_of(state, family), state["warm"][family], seen, task,
-                           profile_of(state), ctx.training(state), ctx.options.seed, plan.id,
-                           llm=ctx.llm, llm_budget=ctx.options.llm_budget,
-                           number=base + slot + len(records) * size, steps=plan.steps,
-                           halving=halving_for(seen, family, plan.id, ctx.options.halving),
-                           pool=ctx.pool, deadline=lambda: tuning_deadline(state, ctx),
-                           slot=slot, cap=_cap_of(state, ctx, family))
-        _show_trial(ctx, record, current_trials(state, ctx), total, task, plan.id,
-                    len(plans) > 1)
+        number = base + slot + len(records) * size
+        record = ctx.journaled(number, plan.id, family)
+        if record is None:
+            record = run_trial(family, space_of(state, family), state["warm"][family], seen, task,
+                               profile_of(state), ctx.training(state), ctx.options.seed, plan.id,
+                               llm=ctx.llm, llm_budget=ctx.options.llm_budget, number=number,
+                               steps=plan.steps,
+                               halving=halving_for(seen, family, plan.id, ctx.options.halving),
+                               pool=ctx.pool, deadline=lambda: tuning_deadline(state, ctx),
+                               slot=slot, cap=_cap_of(state, ctx, family))
+            _show_trial(ctx, record, current_trials(state, ctx), total, task, plan.id,
+                        len(plans) > 1)
+        else:
+            ctx.progress(f"[resume] trial {number + 1} {family}: finished before the stop; kept")
         records.append(record)
-        with ctx.round_lock:
-            ctx.live.append(record)
+        ctx.record_trial(record)
         if not _train_on(state, ctx, plan.id, own + records, records, base, size):
             break
     return {"trials": [r.model_dump(mode="json") for r in records]}

@@ -161,6 +161,10 @@ class RunContext:
     # Every trial this process has finished, as soon as it has (the state has a round's
     # trials only once the whole round is in).
     live: list[TrialRecord] = field(default_factory=list, repr=False)
+    # A resumed run: the seconds it was stopped for (its clock does not count them), and the
+    # finished trials its journal holds by number, taken instead of training them again.
+    paused: float = 0.0
+    journal: dict[int, TrialRecord] = field(default_factory=dict, repr=False)
     _training: TrainingData | None = field(default=None, repr=False)
     _pool: TrialPool | None = field(default=None, repr=False)
     _oof: OrderedDict[tuple[str, int], np.ndarray] = field(default_factory=OrderedDict,
@@ -184,10 +188,31 @@ class RunContext:
         """The worker processes of a run with a time limit (None without one)."""
         return self._pool
 
+    def started(self, state: RunState) -> float:
+        """When the run's clock started (``time.time()`` seconds), moved on by the time a
+        resumed run was stopped for."""
+        return float(state["started_at"]) + self.paused
+
     def deadline(self, state: RunState) -> float | None:
         """When the run must have ended (``time.time()`` seconds), None without a limit."""
         limit = self.options.time_limit
-        return None if limit is None else float(state["started_at"]) + limit
+        return None if limit is None else self.started(state) + limit
+
+    def journaled(self, number: int, plan_id: str, family: str) -> TrialRecord | None:
+        """The finished trial a stopped run's journal holds for this trial (same number,
+        plan and family), or None: it is then trained."""
+        found = self.journal.get(number)
+        if found is None or found.plan_id != plan_id or found.model != family:
+            return None
+        return found
+
+    def record_trial(self, record: TrialRecord) -> None:
+        """A trial has finished: the round sees it now, and the run folder's journal keeps it
+        (a trial taken from the journal is there already)."""
+        with self.round_lock:
+            self.live.append(record)
+            if self.journal.get(record.number) is not record:
+                self.folder.append_trial(record.model_dump(mode="json"))
 
     def close(self) -> None:
         """Stop the run's worker processes."""
