@@ -3,7 +3,11 @@ tuning that goes on until the limit when no trial count is given."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pandas as pd
@@ -174,6 +178,51 @@ def test_llm_calls_stop_at_their_share_of_the_limit() -> None:
         timed.complete([{"role": "user", "content": "x"}], Answer)
     assert len(lines) == 1 and lines[0].startswith("[llm]")
     assert timed.usage is llm.usage  # the rest is the wrapped client's
+
+
+class _SlowServer(BaseHTTPRequestHandler):
+    """An OpenAI-compatible server on 127.0.0.1 that takes 5 s to answer."""
+
+    def do_POST(self) -> None:  # noqa: N802 (the handler's name is http.server's)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        time.sleep(5)
+        body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                           "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                               "role": "assistant", "content": '{"value": 1}'}}]}).encode()
+        with contextlib.suppress(OSError):  # the client has stopped waiting
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_call_that_is_made_may_take_only_what_the_limit_leaves() -> None:
+    from tenacity import wait_none
+
+    from hyperpilot.agents.llm import LLM, OpenAIBackend, Transcript
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAIBackend("m", base_url=f"http://127.0.0.1:{server.server_port}/v1",
+                                api_key="sk-not-a-real-key", wait=wait_none())
+        llm = LLM(backend, transcript=Transcript(None))
+        # the share of a 5 s limit is 1.5 s: a first call is expected to fit, then cut there
+        timed = TimedLLM(llm, deadline=time.time() + 600, limit=5, share=0.3, first_call=0.0)
+        started = time.perf_counter()
+        decision = decide(AGENT, {"agent": "probe"}, timed, accept=lambda a: a.value,
+                          rules=lambda: 7)
+        took = time.perf_counter() - started
+    finally:
+        server.shutdown()
+    assert decision.value == 7 and decision.source == "rules (fallback)"
+    assert "no answer within the time the limit leaves" in decision.note
+    assert took < 3.5  # not the server's 5 s, nor four retried waits
+    assert not llm.unavailable  # a reply cut by the limit does not turn the LLM off
 
 
 @pytest.mark.slow

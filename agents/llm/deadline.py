@@ -5,11 +5,13 @@ the run's client and, before each call, compares what a call is expected to take
 of this run's calls so far; a prior before the first) with what is left: the time to the
 deadline less the run's finish reserve, and the LLM's share of the limit. When the call
 cannot be paid for it raises ``TimeBudgetExceeded`` and the caller decides by its rules,
-saying so.
+saying so. A call that is made may take only what is left (``CALL_DEADLINE``): the transport
+stops waiting then, so one slow reply cannot overrun the limit.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +24,19 @@ from hyperpilot.tools.errors import BudgetExceeded
 FIRST_CALL_SECONDS = 10.0
 # The most of --time-limit that LLM calls may take in all: tuning gets the rest.
 LLM_SHARE_OF_TIME = 0.3
+
+
+# When the LLM call being made must have answered (``time.time()`` seconds), set by
+# ``TimedLLM`` around each call and read by the transport, which stops waiting then: an
+# estimate says whether to make a call, this bound says how long it may take.
+CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "hyperpilot_call_deadline", default=None)
+
+
+def seconds_left_for_call() -> float | None:
+    """Seconds the current LLM call may still take (None: no bound)."""
+    deadline = CALL_DEADLINE.get()
+    return None if deadline is None else deadline - time.time()
 
 
 class TimeBudgetExceeded(BudgetExceeded):
@@ -79,9 +94,13 @@ class TimedLLM:
     def _timed(self, call: Callable[..., Any], *args: Any, agent: str, **kwargs: Any) -> Any:
         self._check(agent)
         started = time.time()
+        with self._lock:  # the most this call may take: the time left, and the LLM's share
+            bound = min(self.deadline - self.reserve, started + self.allowance - self.spent)
+        token = CALL_DEADLINE.set(bound)
         try:
             return call(*args, agent=agent, **kwargs)
         finally:
+            CALL_DEADLINE.reset(token)
             with self._lock:
                 self.spent += time.time() - started
                 self.calls += 1

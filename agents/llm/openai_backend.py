@@ -25,6 +25,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from hyperpilot.agents.llm.deadline import seconds_left_for_call
 from hyperpilot.agents.llm.secrets import install_log_redaction, redact, remember_secret
 from hyperpilot.agents.llm.transcript import ChatReply
 from hyperpilot.tools.errors import LLMUnavailableError
@@ -38,6 +39,12 @@ NO_NETWORK_ENV = "HYPERPILOT_NO_NETWORK"
 OPENAI_URL = "https://api.openai.com/v1"
 LOCAL_KEY = "not-needed"  # local servers take any key
 _STATUS_PREFIX = re.compile(r"^Error code: \d+( - )?")
+
+
+def _stop_at_call_deadline(state: RetryCallState) -> bool:
+    """Stop retrying once the time limit's bound on this call has passed."""
+    left = seconds_left_for_call()
+    return left is not None and left <= 0
 
 
 def _is_transient(err: BaseException) -> bool:
@@ -135,18 +142,26 @@ class OpenAIBackend:
         retrying = Retrying(
             retry=retry_if_exception(_is_transient),
             wait=self.wait,
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop_after_attempt(self.max_attempts) | _stop_at_call_deadline,
             before_sleep=self._log_retry,
             reraise=True,
         )
+        if (left := seconds_left_for_call()) is not None and left <= 0:
+            error = LLMUnavailableError(f"{self.name}: no time left for this call")
+            error.lasting = False
+            raise error
         try:
             response = retrying(self._create, messages, schema, schema_name, settings)
         except openai.APIError as err:
             attempts = retrying.statistics.get("attempt_number", 1)
-            error = LLMUnavailableError(self._describe(err, attempts))
-            # a prompt the server refuses (too long, malformed) says nothing of later ones
-            error.lasting = not (isinstance(err, openai.APIStatusError)
-                                 and err.status_code in (400, 413, 422))
+            bounded = isinstance(err, openai.APITimeoutError) and seconds_left_for_call() is not None
+            error = LLMUnavailableError(
+                f"{self.name}: no answer within the time the limit leaves for this call"
+                if bounded else self._describe(err, attempts))
+            # a prompt the server refuses (too long, malformed) says nothing of later ones,
+            # nor does a reply cut short by the time limit
+            error.lasting = not (bounded or (isinstance(err, openai.APIStatusError)
+                                             and err.status_code in (400, 413, 422)))
             # The openai error quotes the response body, which a server may fill with the
             # request's headers: it goes to the (redacted) debug log, not into tracebacks.
             logger.debug("%s: %s", self.name, err, exc_info=err)
@@ -171,6 +186,9 @@ class OpenAIBackend:
 
         create = self._get_client().chat.completions.create
         kwargs: dict[str, Any] = {**settings, "model": self.model, "messages": messages}
+        left = seconds_left_for_call()
+        if left is not None:  # this attempt may wait only for what the time limit leaves
+            kwargs["timeout"] = max(0.5, min(self.timeout, left))
         if schema is None:
             return create(**kwargs)
         hinted = _schema_hint(messages, schema)
