@@ -34,25 +34,9 @@ SELECT_RAW_ARRAY_CHECKS = [
     "check_transformer_data_not_an_array", "check_transformer_general",
     "check_transformer_preserve_dtypes",
 ]
-# Real defects of ScreenWide, which validates with np.asarray rather than check_array.
-SCREEN_WIDE = {
-    "check_complex_data": "np.asarray(X, dtype=float) drops imaginary parts instead of raising",
-    "check_estimators_empty_data_messages": "fitting on zero rows raises no ValueError",
-    "check_estimators_nan_inf": "NaN and inf in X are not refused",
-    "check_estimator_sparse_tag": "sparse X fails inside np.asarray, not with a clear refusal",
-    "check_estimator_sparse_array": "sparse X fails without saying sparse input is unsupported",
-    "check_estimator_sparse_matrix": "sparse X fails without saying sparse input is unsupported",
-    "check_n_features_in_after_fitting": "transform does not check X's width against n_features_in_",
-    "check_transformer_general": "transform accepts X with a different number of columns",
-    "check_fit2d_predict1d": "transform of a 1-D X raises IndexError, not 'Reshape your data'",
-}
-
-
 def expected_failures(estimator: Any) -> dict[str, str]:
     if isinstance(estimator, SelectRawFeatures):
         return dict.fromkeys(SELECT_RAW_ARRAY_CHECKS, ARRAYS)
-    if isinstance(estimator, ScreenWide):
-        return SCREEN_WIDE
     return {}
 
 

@@ -243,3 +243,23 @@ def test_data_steps_describe_themselves_in_one_line() -> None:
         "top 10 features by forest importance; quantile-normal numeric; one-hot categoricals")
     with pytest.raises(ValueError):
         DataSteps(max_features=0)
+
+
+def test_a_wide_table_with_free_text_keeps_its_sparse_terms_through_the_screen() -> None:
+    from hyperpilot.tools.data import profile_table
+    from hyperpilot.tools.preprocess import build_pipeline
+
+    rng = np.random.default_rng(0)
+    words = ["good", "bad", "slow", "fast", "cheap", "broken", "great", "awful"]
+    frame = pd.DataFrame(rng.normal(size=(40, 60)), columns=[f"x{i}" for i in range(60)])
+    frame["review"] = [" ".join(rng.choice(words, 12)) + f" note {i}" for i in range(40)]
+    frame["label"] = np.where(frame["x0"] > 0, "yes", "no")
+    profile = profile_table(frame, "label")
+    assert "review" in profile.text_features and len(profile.features) >= profile.n_rows
+    from sklearn.linear_model import LogisticRegression
+
+    pipeline = build_pipeline(profile, LogisticRegression(), sparse=True)
+    X = frame.drop(columns="label")
+    pipeline.fit(X, frame["label"])
+    assert pipeline.named_steps["screen"].kept_.size < pipeline.named_steps["screen"].n_features_in_
+    assert set(pipeline.predict(X)) <= {"yes", "no"}

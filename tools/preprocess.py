@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from sklearn.preprocessing import (
     QuantileTransformer,
     StandardScaler,
 )
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from hyperpilot.tools.column_steps import MAX_TEXT_TERMS, SPARSE_TEXT_TERMS, date_steps, text_steps
 from hyperpilot.tools.errors import DataError
@@ -201,7 +202,7 @@ class ScreenWide(TransformerMixin, BaseEstimator):
         self.min_keep = min_keep
 
     def fit(self, X: Any, y: Any) -> ScreenWide:
-        matrix = np.asarray(X, dtype=float)
+        matrix = _numeric_matrix(X)
         n_rows, width = matrix.shape
         self.n_features_in_ = width
         keep = max(self.min_keep, int(self.share * n_rows))
@@ -215,9 +216,31 @@ class ScreenWide(TransformerMixin, BaseEstimator):
         self.kept_ = np.sort(np.argsort(-scores, kind="stable")[:keep])
         return self
 
-    def transform(self, X: Any) -> np.ndarray:
+    def transform(self, X: Any) -> Any:
         check_is_fitted(self, "kept_")
-        return np.asarray(X, dtype=float)[:, self.kept_]
+        matrix = _numeric_matrix(X)
+        if matrix.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {matrix.shape[1]} features, but ScreenWide is expecting "
+                             f"{self.n_features_in_} features as input")
+        return matrix[:, self.kept_]
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # a TF-IDF block stays sparse through the screen
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+# scikit-learn 1.6 renamed check_array's force_all_finite to ensure_all_finite.
+_FINITE = ("ensure_all_finite" if "ensure_all_finite" in inspect.signature(check_array).parameters
+           else "force_all_finite")
+
+
+def _numeric_matrix(X: Any) -> Any:
+    """``X`` as a 2-D float array, or CSR matrix for sparse input (free-text columns), through
+    scikit-learn's own checks: complex, empty, 1-D and infinite input is refused in words;
+    missing values pass (they score last)."""
+    return check_array(X, accept_sparse="csr", dtype=float, **{_FINITE: "allow-nan"})
 
 
 class PresentColumns:
