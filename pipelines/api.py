@@ -6,6 +6,7 @@ Both go through the same graph and the same run folder as ``hyperpilot run``.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ import pandas as pd
 
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.options import RunOptions
-from hyperpilot.pipelines.run import default_out_dir, predict, run_task
+from hyperpilot.pipelines.predict import predict_rows
+from hyperpilot.pipelines.run import default_out_dir, run_task
 from hyperpilot.tools.data import checked_table
 from hyperpilot.tools.errors import DataError, TaskSpecError
 
@@ -52,9 +54,12 @@ class RunResult:
     def predict(self, data: DataSource) -> pd.DataFrame:
         """Predictions on new rows (a file, ``sklearn:NAME`` or a DataFrame): a ``prediction``
         column, and ``proba_<class>`` columns for classifiers."""
-        if isinstance(data, pd.DataFrame):
-            return predict(self.run_dir, checked_table(data, "the DataFrame"))
-        return predict(self.run_dir, str(data))
+        source = checked_table(data, "the DataFrame") if isinstance(data, pd.DataFrame) \
+            else str(data)
+        predictions, lost = predict_rows(self.run_dir, source)
+        for line in lost:  # values that are not numbers were read as missing: say so
+            warnings.warn(line, UserWarning, stacklevel=2)
+        return predictions
 
 
 def run(task: str, data: DataSource, *, out: str | Path | None = None, llm: Any = None,

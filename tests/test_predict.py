@@ -109,3 +109,27 @@ def test_a_reader_that_stops_early_ends_the_output_quietly(rows) -> None:
     os.close(reading)  # as `| head` does once it has its lines
     with os.fdopen(writing, "w") as stream:
         print_predictions(rows, stream)
+
+
+def test_the_python_api_and_the_chat_say_the_same_about_unreadable_numbers(iris_run, rows,
+                                                                           tmp_path) -> None:
+    import hyperpilot
+    from rich.console import Console
+
+    from hyperpilot.pipelines.chat.chat import Chat
+    from hyperpilot.pipelines.chat.session import SessionStore
+
+    typed = rows.astype(object)
+    typed.loc[:9, LENGTH] = "n/a?"
+    with pytest.warns(UserWarning, match=r"10 of 100 values are not numbers"):
+        hyperpilot.load(iris_run).predict(typed)
+    typed.to_csv(tmp_path / "new.csv", index=False)
+    console = Console(record=True, width=200)
+    chat = Chat(SessionStore(tmp_path / "runs", "p"), None, console)
+    try:
+        chat.handle(f"/attach {iris_run}")
+        chat.handle(f"/predict {tmp_path / 'new.csv'} {tmp_path / 'out.csv'}")
+    finally:
+        chat.store.close()
+    said = console.export_text()
+    assert "10 of 100 values are not numbers" in said and "Wrote 100 predictions" in said

@@ -27,8 +27,8 @@ from hyperpilot.pipelines.continue_run import checkpointed_trials, continue_run,
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.graph.intake import ASK_LLM_WHEN_UNSURE
 from hyperpilot.pipelines.options import RunOptions
-from hyperpilot.pipelines.run import checkpointed_state, predict, run_task
-from hyperpilot.tools.artifacts import write_text
+from hyperpilot.pipelines.predict import predict_rows, write_predictions
+from hyperpilot.pipelines.run import checkpointed_state, run_task
 from hyperpilot.tools.data import bundled_target, load_table
 from hyperpilot.tools.errors import HyperpilotError
 
@@ -334,8 +334,10 @@ class Chat:
         target = Path(output) if output else _free_name(run_dir / f"predictions-{Path(path).stem}.csv")
         if target.exists():
             raise HyperpilotError(f"{target} exists; name another output file")
-        predictions = predict(run_dir, path)
-        write_text(target, predictions.to_csv(index=False))
+        predictions, lost = predict_rows(run_dir, path)
+        for line in lost:
+            self.say(f"Note: {line}.", style="yellow")
+        write_predictions(target, predictions)
         self.say(f"Wrote {len(predictions)} predictions to {target}.")
 
     # --- data ------------------------------------------------------------------------
