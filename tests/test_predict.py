@@ -113,9 +113,9 @@ def test_a_reader_that_stops_early_ends_the_output_quietly(rows) -> None:
 
 def test_the_python_api_and_the_chat_say_the_same_about_unreadable_numbers(iris_run, rows,
                                                                            tmp_path) -> None:
-    import hyperpilot
     from rich.console import Console
 
+    import hyperpilot
     from hyperpilot.pipelines.chat.chat import Chat
     from hyperpilot.pipelines.chat.session import SessionStore
 
