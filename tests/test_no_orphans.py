@@ -127,3 +127,38 @@ def test_a_server_started_from_a_worker_thread_outlives_the_thread(parts) -> Non
         pid = server.process.pid if server.process else 0
         server.stop()
     assert _gone(pid)
+
+
+# A run's trial workers: started, their pids printed, then the run waits to be killed.
+WORKERS = """
+import time
+import numpy as np
+import pandas as pd
+from hyperpilot.agents.tuner.agent import TrainingData
+from hyperpilot.agents.tuner.workers import TrialPool
+from hyperpilot.tools.evaluate import make_folds
+
+X = pd.DataFrame(np.random.default_rng(0).normal(size=(40, 3)), columns=list("abc"))
+y = pd.Series(["p", "q"] * 20)
+pool = TrialPool(TrainingData(X, y, make_folds(y.to_numpy(), "binary", 3, 0)), workers=2)
+for executor in pool._executors:
+    executor.submit(sum, [1]).result(timeout=120)  # the worker is up
+print(" ".join(str(pid) for e in pool._executors for pid in e._processes), flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_sigkilled_run_takes_its_trial_workers_along() -> None:
+    process = subprocess.Popen([sys.executable, "-c", WORKERS], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 150)
+        pids = [int(p) for p in (process.stdout.readline() if ready else "").split()]
+        assert len(pids) == 2, process.stderr.read()[-2000:] if process.poll() is not None else ""
+        assert not any(_gone(pid, 0) for pid in pids)
+        process.kill()
+        process.wait(timeout=10)
+        assert all(_gone(pid, wait=6.0) for pid in pids), "a trial worker outlived its run"
+    finally:
+        if process.poll() is None:
+            process.kill()

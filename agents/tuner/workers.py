@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -57,12 +58,34 @@ class TrialStopped(HyperpilotError):
         self.reason = reason
 
 
-def _start_worker(data: TrainingData, threads: int | None) -> None:
+def _start_worker(data: TrainingData, threads: int | None, run_pid: int | None = None) -> None:
     global _WORKER_DATA
     _WORKER_DATA = data
     if threads is not None:
         # Kept for the worker's life: each worker's native code uses this many threads.
         threadpool_limits(limits=threads)
+    if run_pid is not None:
+        threading.Thread(target=_exit_with, args=(run_pid,), name="hyperpilot-run-watch",
+                         daemon=True).start()
+
+
+def _exit_with(run_pid: int, every: float = 1.0) -> None:
+    """End this worker once the run that started it is gone. A worker's parent is the fork
+    server, and its task queue holds a write end of its own pipe, so a run killed outright
+    (SIGKILL) would otherwise leave it waiting, holding the training rows, for ever."""
+    while _alive(run_pid):
+        time.sleep(every)
+    os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process took the number: the run is gone
+        return False
+    return True
 
 
 def _ready() -> bool:
@@ -109,7 +132,7 @@ class TrialPool:
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(1, mp_context=_context(), initializer=_start_worker,
-                                   initargs=(self.data, self.threads))
+                                   initargs=(self.data, self.threads, os.getpid()))
 
     def warm(self) -> None:
         """Start the workers now (they load the data while the run does other work)."""
