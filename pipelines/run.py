@@ -20,7 +20,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from threadpoolctl import threadpool_limits
 
 from hyperpilot.agents.llm import LLMClient, make_llm
-from hyperpilot.agents.llm.deadline import TimedLLM
+from hyperpilot.agents.llm.deadline import CallTimes, TimedLLM, default_times_path
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.graph import RunContext, RunState, build_graph
 from hyperpilot.pipelines.graph.schedule import FINISH_RESERVE_SECONDS, FINISH_SHARE_OF_TIME
@@ -100,13 +100,17 @@ def run_context(folder: RunFolder, frame: pd.DataFrame, options: RunOptions,
 
 def timed(llm: LLMClient | None, options: RunOptions, started_at: float,
           progress: Callable[[str], None]) -> LLMClient | None:
-    """The run's LLM with each call paid for by the time limit (``TimedLLM``), or as it is
-    when there is no limit or no LLM."""
+    """The run's LLM with each call paid for by the time limit (``TimedLLM``, which keeps
+    what each agent's calls to this LLM took, for later runs), or as it is when there is no
+    limit or no LLM."""
     if llm is None or options.time_limit is None:
         return llm
     limit = options.time_limit
     reserve = max(FINISH_SHARE_OF_TIME * limit, FINISH_RESERVE_SECONDS)
-    return TimedLLM(llm, started_at + limit, limit, reserve=reserve, progress=progress)
+    backend = getattr(llm, "backend", None)
+    name = str(getattr(backend, "name", "") or type(backend or llm).__name__)
+    return TimedLLM(llm, started_at + limit, limit, reserve=reserve, progress=progress,
+                    times=CallTimes(default_times_path(), name))
 
 
 def close_llm(llm: LLMClient | None) -> None:

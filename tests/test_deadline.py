@@ -174,6 +174,7 @@ def test_llm_calls_stop_at_their_share_of_the_limit() -> None:
                      progress=lines.append)
     assert timed.complete([{"role": "user", "content": "x"}], Answer).value == 1
     timed.spent = 2.9  # as if the first call had taken 2.9 of the 3 s share
+    timed._by_agent[""] = [2.9]
     with pytest.raises(TimeBudgetExceeded, match="share"):
         timed.complete([{"role": "user", "content": "x"}], Answer)
     assert len(lines) == 1 and lines[0].startswith("[llm]")
@@ -223,6 +224,30 @@ def test_a_call_that_is_made_may_take_only_what_the_limit_leaves() -> None:
     assert "no answer within the time the limit leaves" in decision.note
     assert took < 3.5  # not the server's 5 s, nor four retried waits
     assert not llm.unavailable  # a reply cut by the limit does not turn the LLM off
+
+
+def test_a_call_that_did_not_fit_last_time_is_not_made_this_time(tmp_path) -> None:
+    from hyperpilot.agents.llm.deadline import CallTimes
+
+    times = CallTimes(tmp_path / "llm_seconds.json", "local:slow-model")
+    times.add("planner", 18.0)  # last run's plan call ran to its 18 s bound and was cut
+    times.add("model", 4.0)
+    llm = scripted_client([Answer(value=3)])  # only the model call may be made
+    timed = TimedLLM(llm, deadline=time.time() + 600, limit=60, times=times)
+    plan = decide(AgentSpec(name="planner", prompt="system.j2", output_type=Answer),
+                  {"agent": "planner"}, timed, accept=lambda a: a.value, rules=lambda: 7)
+    assert plan.source == "rules (fallback)" and "share of the time limit" in plan.note
+    model = decide(AgentSpec(name="model", prompt="system.j2", output_type=Answer),
+                   {"agent": "model"}, timed, accept=lambda a: a.value, rules=lambda: 7)
+    assert model.source == "llm" and model.value == 3
+    again = CallTimes(tmp_path / "llm_seconds.json", "local:slow-model")
+    assert again.expected("planner") == 18.0 and len(json.loads(
+        (tmp_path / "llm_seconds.json").read_text())["local:slow-model"]["model"]) == 2
+    assert CallTimes(tmp_path / "llm_seconds.json", "other").expected("planner") is None
+    (tmp_path / "llm_seconds.json").write_text("{not json")
+    assert again.expected("planner") is None  # a damaged file is only a lost memory
+    again.add("planner", 1.0)
+    assert again.expected("planner") == 1.0
 
 
 @pytest.mark.slow

@@ -11,10 +11,16 @@ stops waiting then, so one slow reply cannot overrun the limit.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import json
+import math
+import os
+import statistics
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hyperpilot.tools.errors import BudgetExceeded
@@ -43,43 +49,106 @@ class TimeBudgetExceeded(BudgetExceeded):
     """An LLM call was not made: the time limit cannot pay for it."""
 
 
+# How many of an agent's latest call times are kept per LLM.
+KEPT_TIMES = 5
+
+
+class CallTimes:
+    """What each agent's calls to one LLM took on this machine, kept across runs in a small
+    JSON file (``{llm name: {agent: [seconds, ...]}}``), so that a run knows before its first
+    call whether a call of that agent can fit its time limit: an embedded model on two cores
+    may need longer for one plan than a 60 s run can give. A call cut short at its deadline
+    counts with the time it was given, a lower bound."""
+
+    def __init__(self, path: Path, llm_name: str) -> None:
+        self.path = path
+        self.llm_name = llm_name
+        self._lock = threading.Lock()
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def expected(self, agent: str) -> float | None:
+        """The median of the agent's kept call times (None when none are kept)."""
+        times = self._read().get(self.llm_name, {}).get(agent, [])
+        times = [float(t) for t in times if isinstance(t, int | float) and math.isfinite(t)]
+        return statistics.median(times) if times else None
+
+    def add(self, agent: str, seconds: float) -> None:
+        """Keep one call's time (an unreadable file is started again; a failed write only
+        loses the memory)."""
+        with self._lock:
+            data = self._read()
+            by_agent = data.setdefault(self.llm_name, {})
+            if not isinstance(by_agent, dict):
+                by_agent = data[self.llm_name] = {}
+            kept = [t for t in by_agent.get(agent, []) if isinstance(t, int | float)]
+            by_agent[agent] = [*kept, round(seconds, 2)][-KEPT_TIMES:]
+            with contextlib.suppress(OSError):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                partial.write_text(json.dumps(data, indent=1) + "\n")
+                os.replace(partial, self.path)
+
+
+def default_times_path() -> Path:
+    """``$XDG_DATA_HOME/hyperpilot/llm_seconds.json``, beside the experience store."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hyperpilot" / "llm_seconds.json"
+
+
 class TimedLLM:
     """``llm`` with each call made only while ``deadline`` (``time.time()`` seconds, less
     ``reserve``) and the LLM's share of ``limit`` can pay for it.
 
-    Everything else (usage, transcript, close) is the wrapped client's.
+    What a call is expected to take: this run's calls of the same agent, else what ``times``
+    kept of that agent's earlier calls, else this run's calls of any agent, else
+    ``first_call``. Everything else (usage, transcript, close) is the wrapped client's.
     """
 
     def __init__(self, llm: Any, deadline: float, limit: float, *, reserve: float = 0.0,
                  share: float = LLM_SHARE_OF_TIME, first_call: float = FIRST_CALL_SECONDS,
+                 times: CallTimes | None = None,
                  progress: Callable[[str], None] = lambda line: None) -> None:
         self.llm = llm
         self.deadline = deadline
         self.allowance = share * limit
         self.reserve = reserve
         self.first_call = first_call
+        self.times = times
         self.progress = progress
         self.spent = 0.0
         self.calls = 0
         self.refused = 0
+        self._by_agent: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.llm, name)
 
-    def expected_seconds(self) -> float:
-        """What the next call is expected to take."""
+    def expected_seconds(self, agent: str = "") -> float:
+        """What the next call of ``agent`` is expected to take."""
+        own = self._by_agent.get(agent)
+        if own:
+            return sum(own) / len(own)
+        kept = self.times.expected(agent) if self.times is not None else None
+        if kept is not None:
+            return kept
         return self.spent / self.calls if self.calls else self.first_call
 
     def _check(self, agent: str) -> None:
         with self._lock:
-            expected = self.expected_seconds()
+            expected = self.expected_seconds(agent)
             left = self.deadline - self.reserve - time.time()
             reason = ""
-            if expected > left:
+            if expected >= left:
                 reason = (f"the time limit cannot pay for an LLM call ({left:.0f} s left, a "
                           f"call takes about {expected:.0f} s)")
-            elif self.spent + expected > self.allowance:
+            elif self.spent + expected >= self.allowance:
                 reason = (f"LLM calls have used their share of the time limit "
                           f"({self.spent:.0f} of {self.allowance:.0f} s)")
             if not reason:
@@ -101,9 +170,13 @@ class TimedLLM:
             return call(*args, agent=agent, **kwargs)
         finally:
             CALL_DEADLINE.reset(token)
+            seconds = time.time() - started
             with self._lock:
-                self.spent += time.time() - started
+                self.spent += seconds
                 self.calls += 1
+                self._by_agent.setdefault(agent, []).append(seconds)
+            if self.times is not None:
+                self.times.add(agent, seconds)
 
     def complete(self, messages: list[dict[str, str]], response_model: type[Any], *,
                  agent: str = "", **settings: Any) -> Any:
