@@ -113,24 +113,33 @@ def score(case: dict[str, Any], got: dict[str, Any]) -> dict[str, bool | None]:
 def run_policy(name: str, cases: list[dict[str, Any]], tables: dict[str, list[ColumnSummary]],
                llm: Any) -> dict[str, Any]:
     rows, seconds = [], 0.0
+    calls_before = llm.usage.calls if llm is not None else 0
     for case in cases:
         columns = tables[case["t"]]
         start = time.perf_counter()
+        source = "rules"
         if name == "rules":
             draft = understand_request(case["x"], columns, None).value
         elif name == "llm":
             draft = llm_alone(case["x"], columns, llm)
         else:
-            draft = understand_request(case["x"], columns, llm).value
+            decision = understand_request(case["x"], columns, llm)
+            draft, source = decision.value, decision.source
         seconds += time.perf_counter() - start
         got = answer_of(draft)
         rows.append({"text": case["x"], "table": case["t"], "want": expected(case),
-                     "got": got, "right": score(case, got)})
+                     "got": got, "right": score(case, got), "source": source})
     for row, case in zip(rows, cases, strict=True):
         row["set"] = case["set"]
     out = {"policy": name, "texts": len(rows), "seconds_per_text": round(seconds / len(rows), 4),
            **_tally(rows), "misreads": [r for r in rows if any(v is False for v in r["right"].values())]}
     out["by_set"] = {s: _tally([r for r in rows if r["set"] == s]) for s in sorted({c["set"] for c in cases})}
+    # The LLM's share: the calls this policy made, the texts its answer settled, and how many
+    # of those it settled right (the target field).
+    settled = [r for r in rows if "llm" in r["source"]]
+    out["llm"] = {"calls": (llm.usage.calls - calls_before) if llm is not None else 0,
+                  "settled": len(settled),
+                  "settled_right": sum(bool(r["right"]["target"]) for r in settled)}
     return out
 
 
@@ -158,6 +167,10 @@ def markdown(results: list[dict[str, Any]], llm_line: str) -> str:
             lines.append(f"| {res['policy']} ({label}, {part['texts']}) | " + " | ".join(cells) +
                          f" | {part['ambiguous_asked']}/{part['ambiguous']} | "
                          f"{res['seconds_per_text']} |")
+    shares = [f"- {res['policy']}: {res['llm']['calls']} LLM calls; the LLM settled "
+              f"{res['llm']['settled']} texts, {res['llm']['settled_right']} of them right"
+              for res in results if res["policy"] != "rules"]
+    lines += [""] + shares if shares else []
     for res in results:
         lines += ["", f"## Misreads: {res['policy']} ({len(res['misreads'])})", ""]
         for row in res["misreads"]:
@@ -172,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llm", default="none", help="none, local[:MODEL], openai:MODEL, replay:PATH")
     parser.add_argument("--limit", type=int, default=None, help="only the first N texts")
+    parser.add_argument("--policies", default="rules,llm,default",
+                        help="which of rules, llm, default to measure (llm and default need --llm)")
     parser.add_argument("--rebuild-tables", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -187,7 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - one line for a missing engine or bad spec
         print(f"request_understanding: error: {err}", file=sys.stderr)
         return 2
-    policies = ["rules"] if llm is None else ["rules", "llm", "default"]
+    wanted = [p for p in args.policies.split(",") if p]
+    unknown = set(wanted) - {"rules", "llm", "default"}
+    if unknown:
+        print(f"request_understanding: error: unknown policies {sorted(unknown)}", file=sys.stderr)
+        return 2
+    policies = ["rules"] if llm is None else wanted
     try:
         results = [run_policy(p, cases, tables, llm) for p in policies]
     finally:
@@ -195,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             llm.close()
     args.out.mkdir(parents=True, exist_ok=True)
     tag = args.llm.replace(":", "_").replace("/", "_") + (f"_limit{args.limit}" if args.limit else "")
+    if llm is not None and wanted != ["rules", "llm", "default"]:
+        tag += "_" + "-".join(wanted)
     (args.out / f"results_{tag}.json").write_text(json.dumps(results, indent=1))
     (args.out / f"results_{tag}.md").write_text(markdown(results, llm_line))
     print(markdown(results, llm_line).split("\n## ")[0])
