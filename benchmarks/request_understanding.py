@@ -28,11 +28,18 @@ import yaml
 
 from hyperpilot.agents.llm.client import make_llm
 from hyperpilot.agents.request import RequestDraft, parse_request, understand_request
-from hyperpilot.agents.request_reading import ColumnSummary, complete_reading, read_request, summarise_table
+from hyperpilot.agents.request_reading import (
+    ColumnSummary,
+    complete_reading,
+    default_metric,
+    read_request,
+    summarise_table,
+)
 
 HERE = Path(__file__).resolve().parent / "request_understanding"
 RESULTS = Path(__file__).resolve().parent / "results" / "request_understanding"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "tasks"
+SETS = ("cases", "heldout", "heldout2", "heldout3")
 FIELDS = ("is_ml", "target", "kind", "metric", "positive_class", "constraints", "time_order")
 
 
@@ -64,8 +71,11 @@ def expected(case: dict[str, Any]) -> dict[str, Any]:
     ml = case.get("ml", True)
     limits = {"max_features": None, "max_latency_ms": None, "interpretable": False,
               **case.get("c", {})}
+    # A text that names no metric gets the documented convention (README: ROC AUC,
+    # accuracy, RMSE); only heldout3 leaves it to be filled in.
+    metric = case.get("m") or (default_metric(case.get("k")) if case.get("y") else None)
     return {"is_ml": ml, "target": "ASK" if case.get("ask") else case.get("y"),
-            "kind": case.get("k"), "metric": case.get("m"),
+            "kind": case.get("k"), "metric": metric,
             "positive_class": str(case["p"]) if "p" in case else None,
             "constraints": limits, "time_order": bool(case.get("time", False))}
 
@@ -191,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     tables = load_tables(args.rebuild_tables)
-    cases = [case | {"set": name} for name in ("cases", "heldout", "heldout2")
+    cases = [case | {"set": name} for name in SETS if (HERE / f"{name}.yaml").is_file()
              for case in yaml.safe_load((HERE / f"{name}.yaml").read_text())]
     missing = sorted({c["t"] for c in cases} - set(tables))
     if missing:
