@@ -260,20 +260,42 @@ def _find_positive_class(text: str) -> str | None:
     return None
 
 
+# An amount: digits (a unit may follow at once, "5ms") or words ("half a", then a space).
+_AMOUNT = rf"(\d+(?:\.\d+)?(?=\s*[µa-z])|(?:{_AMOUNT_WORDS})(?=\s))\s*"
+_SHORT_TIME = r"(ms|msecs?|milliseconds?|µs|us|microseconds?)\b"
+_SECONDS = r"(s|secs?|seconds?)\b"
+# A time per row, however it is worded: a bound before the amount ("under 5 ms", "in 5ms"), a
+# bound after it ("5 ms or less"), or a budget per item ("50 microseconds per event", "0.002
+# seconds per application"). Seconds count only per item: "within 60 seconds" is a run time.
+_LATENCY = [
+    re.compile(rf"(?:under|below|within|less than|at most|no more than|<|\bin)\s*{_AMOUNT}"
+               rf"{_SHORT_TIME}", re.IGNORECASE),
+    re.compile(rf"\b{_AMOUNT}{_SHORT_TIME}\s*(?:or (?:less|under|faster|below)|max(?:imum)?\b|"
+               r"at most|tops\b)", re.IGNORECASE),
+    re.compile(rf"\b{_AMOUNT}(?:{_SHORT_TIME[1:-3]}|{_SECONDS[1:-3]})\b\s*(?:per|for each|for every|"
+               r"each|a|an)\s+(?!second\b|minute\b|hour\b|day\b)[a-z]+", re.IGNORECASE),
+]
+_UNIT_MS = {"µ": 0.001, "u": 0.001, "m": 1.0, "s": 1000.0}
+
+
 def _find_latency_ms(text: str) -> float | None:
-    match = re.search(rf"(?:under|below|within|less than|at most|<)\s*(\d+(?:\.\d+)?|{_AMOUNT_WORDS})\s*"
-                      r"(ms|milliseconds?|millisecond|µs|us|microseconds?)\b", text, re.IGNORECASE)
-    if not match:
+    """The per-row time limit the text states, in milliseconds (the first one it states)."""
+    found = [m for rx in _LATENCY for m in rx.finditer(text)]
+    if not found:
         return None
-    word = re.sub(r"\s+", " ", match.group(1).lower())
+    match = min(found, key=lambda m: m.start())
+    word = re.sub(r"\s+", " ", match.group(1).strip().lower())
     amount = _AMOUNTS[word] if word in _AMOUNTS else float(match.group(1))
-    return amount / 1000.0 if match.group(2).lower().startswith(("µ", "us", "micro")) else amount
+    unit = re.search(r"(µs|us|micro|ms|msec|milli|s|sec)", text[match.end(1):match.end()].lower())
+    scale = _UNIT_MS["µ" if unit and unit.group(1) in ("µs", "us", "micro")
+                     else "m" if unit and unit.group(1).startswith("m") else "s"]
+    return amount * scale
 
 
 def _find_max_features(text: str) -> int | None:
     """A cap on the inputs, however it is worded: "at most 6 features", "3 features max"."""
     match = (re.search(rf"(?:at most|no more than|not more than|up to|max(?:imum)?(?: of)?)\s*(\d+)\s*"
-                       rf"{_INPUTS_WORD}", text, re.IGNORECASE)
+                       rf"(?:of (?:the|its|our|all)?\s*(?:\d+\s*)?)?{_INPUTS_WORD}", text, re.IGNORECASE)
              or re.search(rf"\b(\d+)\s*{_INPUTS_WORD}\s*(?:max(?:imum)?|at most|or (?:fewer|less)|tops)\b",
                           text, re.IGNORECASE))
     return int(match.group(1)) if match else None

@@ -17,6 +17,7 @@ from functools import lru_cache
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from hyperpilot.tools.time_order import asks_for_forecast, is_time_name
 from hyperpilot.tools.types import TaskType
 
 _MAX_VALUES = 8
@@ -98,6 +99,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "attrition": ("left", "churn"), "cancel": ("churn", "churned"), "churner": ("churn",),
     "diabetic": ("diabetes", "outcome"), "pass": ("passed",), "fail": ("passed",),
     "failure": ("passed",), "rain": ("rain",), "rainy": ("rain",), "rainfall": ("rain",),
+    "kids": ("children", "child"), "kid": ("children", "child"), "child": ("children",),
 }
 
 
@@ -113,7 +115,8 @@ def _both_ways(synonyms: dict[str, tuple[str, ...]]) -> dict[str, set[str]]:
 
 
 _EQUIVALENT = _both_ways(_SYNONYMS)
-_PHRASES = [(re.compile(r"\b(?:sells?|sold|go(?:es)?) for\b", re.I), ("price",))]
+_PHRASES = [(re.compile(r"\b(?:sells?|sold|go(?:es)?) for\b", re.I), ("price",)),
+            (re.compile(r"\b(?:take|takes|took|taking) out (?:a|an|the)\b", re.I), ("purchase",))]
 _STOP = {"the", "a", "an", "of", "and", "or", "to", "in", "on", "for", "is", "are", "it", "its",
          "be", "will", "from", "by", "with", "each", "per", "this", "that", "data", "table",
          "column", "col", "model", "predict", "what", "which", "how", "who", "we", "i", "my",
@@ -157,7 +160,7 @@ _CUE = re.compile(r"\b(predict\w*|forecast\w*|estimat\w*|classify|classif\w+|mod
                   r"tell (?:if|whether|apart|us|me)|tell(?=\s+(?:\w+\s+){1,4}apart\b)|guess|detect|flag|"
                   r"identify|separate\w*|"
                   r"distinguish|whether|which(?=\s+\w+(?:\s+\w+)?\s+(?:do|does|did)\b)|into|who|"
-                  r"how (?:many|much)|what is|what's|target|label|likely to|"
+                  r"how (?:many|much)|what is|what's|what (?:are|will|would|do|does)|target|label|likely to|"
                   r"will (?:a|an|the|each|this|my|our)\s+\w+|"
                   r"outcome|y\s*=|explain|score)\b", re.IGNORECASE)
 # A yes/no question opens by its verb and subject, and asks what follows the subject:
@@ -172,7 +175,10 @@ _NOT_BEFORE = re.compile(r"\b(not|rather than|instead of|other than|except|besid
                          re.I)
 _SHORT_WORDS = {"a", "i", "an", "or", "to", "in", "on", "of", "is", "it", "at", "as", "be", "by",
                 "do", "if", "me", "my", "no", "so", "up", "us", "we"}
-_INPUT_CUE = re.compile(r"\b(from|using|based on|given|with|features?|predictors?|inputs?|"
+# "use age, job, ..." lists inputs; "use F1 on the ..." names a metric.
+_INPUT_CUE = re.compile(r"\b(from|using|use(?!\s+(?:\w+\s+)?(?:f1|auc|roc|accura|recall|precision|r2|r\^2|"
+                        r"rmse|mae|log|balanced|macro|area|mean|root)\w*)|based on|given|with|features?|"
+                        r"predictors?|inputs?|"
                         r"other than|except|lagged|besides)\b", re.IGNORECASE)
 _TARGET_DECLARED = re.compile(
     r"(?:\btarget|\blabel|\boutcome|\bresponse|\by)\s*(?:column|variable|col)?\s*(?:is|=|:)\s*"
@@ -251,8 +257,11 @@ def _score_column(text: str, words: list[tuple[str, int]], cues: list[int], inpu
         loose = sorted(({pos for word, pos in words if _fits_loosely(word, col.name)}
                         | set(typos.get(col.name, ()))) - set(described))
         both = sorted(set(described) | set(loose))
+        # what sets a column apart is said where the target is asked for: "house listings
+        # export. predict the price" does not make the price the listing price
+        asked = [p for p in both if _in_cue_sentence(text, p, cues)] or both
         if described:
-            score += 1.5 if _unique_description(both, words, col, columns) else 0.5
+            score += 1.5 if _unique_description(asked, words, col, columns) else 0.5
             why.append("described by a word of its name")
         elif loose:
             # a prefix or a misspelling: weaker evidence than the word itself
@@ -452,6 +461,11 @@ def _joined_positions(text: str, name: str) -> list[int]:
     return out
 
 
+def _in_cue_sentence(text: str, position: int, cues: list[int]) -> bool:
+    """Whether a cue word ("predict", "which") stands in the same sentence as ``position``."""
+    return any(not re.search(r"[.;?!]\s", text[min(c, position):max(c, position)]) for c in cues)
+
+
 def _unique_description(described: list[int], words: list[tuple[str, int]], col: ColumnSummary,
                         columns: list[ColumnSummary]) -> bool:
     """True when no other column fits every describing word: "region" fits three columns, but
@@ -475,9 +489,9 @@ def _place_bonus(text: str, position: int, cues: list[int], inputs: list[int],
             r"[\w.'-]*\s+(?:will|would|do|does|did|is|are)\s+(?:a|an|the|each|every|she|he|they|"
             r"you|we|it|people|\w+ one)\b", after, re.I):
         bonus += 2.0  # "which method will a woman pick": the method is asked for
-    elif _GROUP_BEFORE.search(before):
+    elif _GROUP_BEFORE.search(before) and not re.search(r"['\"`][^'\"`]+['\"`]\s+in\s+$", before):
         bonus -= 1.5
-        grouped = True  # "score per title": the title is the row, however near the cue
+        grouped = True  # "score per title": the title is the row ("'No' in health_ins" is not)
     if re.search(r"\d\s*$", before) or any(re.search(rf"\b{re.escape(v)}\s*$", before, re.I)
                                             for v in col.values if len(v) >= 3):
         bonus -= 1.5  # "a 1 carat stone", "an ideal cut": a given value, not the unknown
@@ -573,7 +587,8 @@ def decide_kind(text: str, col: ColumnSummary) -> TaskType:
 # ---------------------------------------------------------------- metric
 
 _METRICS: list[tuple[str, str]] = [
-    (r"macro[\s-]*(?:averaged\s+|avg\s+)?f1|f1[\s-]*macro|f1 (?:over|across|averaged over) (?:the|all|each)", "f1_macro"),  # noqa: E501
+    (r"macro[\s-]*(?:averaged\s+|avg\s+)?f1|f1[\s-]*macro|f1 (?:over|across|averaged over) (?:the|all|each)|"
+     r"unweighted (?:mean|average) of (?:the )?(?:per[\s-]*class )?f1", "f1_macro"),
     (r"weighted[\s-]*f1|f1[\s-]*weighted", "f1_weighted"),
     (r"balanced[\s-]*acc(?:uracy|\.|\b)", "balanced_accuracy"),
     (r"\bau[\s-]?roc\b|\b(?:roc[\s-]*)?auc\b|\broc\b|area under (?:the )?(?:roc )?curve|c[\s-]statistic", "roc_auc"),  # noqa: E501
@@ -594,6 +609,7 @@ _NEGATION_BEFORE = re.compile(r"(?:\bnot|\bnever|n't|\bno|\bignore|\bforget|\bra
                               re.IGNORECASE)
 _NEGATION_AFTER = re.compile(r"^\W*(?:is|are|would be|will be|'s)?\s*(?:\w+\s+){0,2}(?:meaningless|useless|"
                              r"misleading|pointless|not (?:useful|helpful|what)|irrelevant|no good|"
+                             r"flatters|inflates|overstates|"
                              r"worthless|a bad (?:metric|choice)|makes? no sense|(?:does|do)n't make sense|wrong here)",  # noqa: E501
                              re.IGNORECASE)
 # Later in the same clause, a metric judged useless: "accuracy would look great and tell me nothing".
@@ -642,8 +658,18 @@ def default_metric(kind: TaskType | None) -> str | None:
 _POSITIVE = re.compile(
     r"\b(?:positive class (?:is |=\s*)?|(?:f1|f-score|recall|precision|sensitivity)\s+(?:score\s+)?"
     r"(?:for|of|on|about)\s+(?:the\s+)?(?:class\s+)?|catch(?:ing)?\s+(?:the\s+)?|"
-    r"care (?:most )?about\s+(?:the\s+)?|detect(?:ing)?\s+(?:the\s+)?)['\"`]?([\w-]+)['\"`]?",
+    r"care (?:most )?about\s+(?:the\s+)?|detect(?:ing)?\s+(?:the\s+)?)"
+    # "the ones who fail": the verb names the class, not "ones"
+    r"(?:(?:ones|those|people|cases|rows)\s+(?:who|that|which)\s+(?:will\s+|would\s+|did\s+)?)?"
+    r"['\"`]?([\w-]+)['\"`]?",
     re.IGNORECASE)
+# Words for the class opposite to the one a column is named for: "the ones who fail" of a
+# column named passed is its no class.
+_OPPOSITE = {"fail": "pass", "fails": "pass", "failed": "pass", "failing": "pass",
+             "failure": "pass", "die": "surviv", "died": "surviv", "dead": "surviv",
+             "stay": "left", "stays": "left", "stayed": "left", "reject": "approv",
+             "rejected": "approv", "lose": "win", "lost": "win", "uninsured": "insur"}
+_NO_LIKE = ("no", "0", "false", "n", "negative", "neg", "f", "0.0")
 
 
 # The class named before the words that make it positive: "with smokers as the positive class".
@@ -686,15 +712,26 @@ def _class_for_phrase(phrase: str, col: ColumnSummary) -> str | None:
     for value in values:
         if len(value) >= 3 and stem(value) in stems(phrase):
             return value  # "the fatalities" of a column whose classes are alive and dead
+    opposite = _OPPOSITE.get(lowered)
+    if opposite and any(stem(t).startswith(opposite) or (len(t) >= 3 and opposite.startswith(t))
+                        for t in name_tokens(col.name)):
+        for value in values:
+            if _bare(value) in _NO_LIKE:
+                return value
     # "the denials" of a yes/no column named deny: the word names the column, so the yes class;
     # so do a shortened word ("the survivors" of Survived) and a hyphenated one ("part-timers")
     joined = re.sub(r"[\s-]+", "", lowered)
     if (stem(phrase) in {stem(t) for t in name_tokens(col.name)} or lowered in ("positives", "ones")
             or _fits(lowered, col.name) or stem(joined) == stem("".join(name_tokens(col.name)))):
         for value in values:
-            if value.lower() in _YES_LIKE:
+            if _bare(value) in _YES_LIKE:
                 return value
     return None
+
+
+def _bare(value: str) -> str:
+    """A class label without a numbered prefix, lower case: "2. No" is "no"."""
+    return re.sub(r"^\d+\.\s*", "", value.lower())
 
 
 def minority_class(col: ColumnSummary) -> str | None:
@@ -720,12 +757,8 @@ _DESCRIPTIVE = re.compile(r"\b(bar chart|chart|plot|histogram|cross[\s-]*tab\w*|
                           r"share of|proportion of|percentage of|correlat\w+|average|median|mean of|"
                           r"count (?:the|of)|list the|show me)\b", re.IGNORECASE)
 _STRONG_ML = re.compile(r"\b(predict\w*|forecast\w*|classif\w*|model\w*|estimat\w*|regress\w*|train\w*|"
+                        r"guess\w*|"
                         r"will\b|whether|tell (?:if|whether))", re.IGNORECASE)
-_TIME = re.compile(r"\b(forecast\w*|later dates|future|next (?:day|week|month|year|quarter)|"
-                   r"(?:train|fit)\w*\s+(?:only\s+)?on\s+(?:the\s+)?(?:past|earlier|older|first)|"
-                   r"(?:coming|upcoming|following) (?:days?|weeks?|months?|years?|quarters?)|"
-                   r"(?:date|time|calendar) order|most recent|time[\s-]*(?:series|ordered|order)|"
-                   r"chronolog\w*|over time)\b", re.IGNORECASE)
 # "no model", "without any machine learning": an ML word the text turns down says "not ML".
 _REFUSED_ML = re.compile(r"\b(?:no|not an?|not any|without(?: an?| any)?|(?:don't|do not) (?:need|want)"
                          r"(?: an?| any)?)\s+(?:model\w*|machine learning|ml|predictions?|training)\b", re.I)
@@ -748,8 +781,8 @@ def read_request(text: str, columns: list[ColumnSummary]) -> RequestReading:
             or any(not negated for _, _, negated in find_metrics(text))):
         return RequestReading(is_ml=False)
     candidates = score_targets(text, columns)
-    time_ordered = bool(_TIME.search(text)) and any(c.datetime or c.name.lower() == "date"
-                                                    for c in columns)
+    time_ordered = asks_for_forecast(text) and any(c.datetime or is_time_name(c.name)
+                                                   for c in columns)
     target, question = _choose(candidates, columns)
     reading = RequestReading(is_ml=True, candidates=candidates[:5], time_ordered=time_ordered,
                              question=question)
@@ -766,7 +799,8 @@ def complete_reading(text: str, columns: list[ColumnSummary], reading: RequestRe
     kind = decide_kind(text, col)
     metric, named = decide_metric(text, kind)
     positive = decide_positive_class(text, col) if kind == "binary" else None
-    if kind == "binary" and positive is None and metric in ("roc_auc", "f1", "precision", "recall"):
+    if kind == "binary" and positive is None and metric in ("roc_auc", "f1", "precision", "recall",
+                                                            "log_loss"):
         positive = _mentioned_first(text, col) or _yes_value(col) or minority_class(col)
     return reading.model_copy(update={"target": target, "task_type": kind, "metric": metric,
                                       "metric_named": named, "positive_class": positive,

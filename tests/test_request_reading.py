@@ -156,3 +156,72 @@ def test_a_self_listed_synonym_holds_both_ways() -> None:
 def test_training_on_the_past_and_the_coming_days_mean_time_order() -> None:
     assert read_request("predict pres_max for the coming days", GAUGES).time_ordered
     assert read_request("predict wind; fit on the past only", GAUGES).time_ordered
+
+
+def test_a_time_per_row_in_seconds_microseconds_or_after_the_amount() -> None:
+    from hyperpilot.agents.request import parse_request_rules
+
+    def latency(text: str) -> float | None:
+        return parse_request_rules(text, []).max_latency_ms
+
+    assert latency("the model gets 0.002 seconds per application, no more") == 2.0
+    assert latency("about 50 microseconds per event for this step") == 0.05
+    assert latency("each prediction has to come back in 5ms or less") == 5.0
+    assert latency("under half a millisecond per transaction") == 0.5
+    assert latency("the whole run must finish within 60 seconds") is None  # a run time
+    assert latency("treat it as a class, and as a number") is None
+    assert parse_request_rules("the model can use max 20 of the 85 columns", []).max_features == 20
+
+
+def test_a_forecast_over_a_year_or_day_number_is_in_time_order() -> None:
+    import pandas as pd
+
+    from hyperpilot.tools.data import profile_table
+    from hyperpilot.tools.time_order import is_time_name, time_column
+
+    text = "fit on the earlier years and check on the last couple, predicting wage. rmse"
+    assert read_request(text, WAGE).time_ordered
+    assert not read_request("predict wage from age and year, rmse", WAGE).time_ordered
+    assert [is_time_name(n) for n in ("year", "pan_day", "days_employed", "DayOfWk")] == [
+        True, True, False, False]
+    frame = pd.DataFrame({"year": [2003, 2004, 2005, 2006] * 10, "age": range(40),
+                          "wage": [float(i) for i in range(40)]})
+    profile = profile_table(frame, "wage")
+    assert time_column(text, profile, frame) == "year"
+    assert time_column("predict wage, rmse", profile, frame) is None
+
+
+def test_the_class_opposite_to_the_name_and_numbered_labels() -> None:
+    grades = [_num("G1", 20), ColumnSummary(name="passed", n_unique=2, values={"yes": 265, "no": 130})]
+    reading = read_request("will the student pass (passed yes/no)? f1 for the ones who fail", grades)
+    assert (reading.target, reading.positive_class) == ("passed", "no")
+    wage = [ColumnSummary(name="health", n_unique=2, values={"1. <=Good": 858, "2. >=Very Good": 2142}),
+            ColumnSummary(name="health_ins", n_unique=2, values={"1. Yes": 2083, "2. No": 917}),
+            _num("wage")]
+    text = ("I want to find the people who lack health insurance: F1 for the uninsured, that's "
+            "'2. No' in health_ins.")
+    reading = read_request(text, wage)
+    assert (reading.target, reading.positive_class) == ("health_ins", "2. No")
+
+
+def test_inputs_listed_after_use_and_words_outside_the_asking_sentence() -> None:
+    family = [_num("Wife_age", 34), _num("Children", 17),
+              ColumnSummary(name="Standard-of-living", numeric=True, n_unique=4, values={"4": 684}),
+              ColumnSummary(name="Media_exposure", numeric=True, n_unique=2, values={"0": 1364})]
+    text = ("how many kids has each woman had? use wife's age, standard of living, media exposure. "
+            "mean abs error")
+    assert read_request(text, family).target == "Children"
+    assert read_request("house listings export. predict the price, RMSE", PRICES).question
+    assert read_request("what are owners listing their places for? model the asking price",
+                        PRICES).target == "list_price"
+
+
+def test_guess_asks_for_a_model_and_log_loss_gets_a_class() -> None:
+    movies = [_num("rating", 90), _num("budget"), _num("year", 100)]
+    reading = read_request("guess a movie's average user rating from year and budget. R^2 is fine",
+                           movies)
+    assert (reading.is_ml, reading.target, reading.metric) == (True, "rating", "r2")
+    ads = [_num("bidCPM"), ColumnSummary(name="clicked", numeric=True, n_unique=2,
+                                         values={"0": 9500, "1": 500})]
+    reading = read_request("predict clicked (1 = click). log-loss, bids use the probability", ads)
+    assert (reading.metric, reading.positive_class) == ("log_loss", "1")

@@ -149,8 +149,11 @@ class TimedLLM:
                 reason = (f"the time limit cannot pay for an LLM call ({left:.0f} s left, a "
                           f"call takes about {expected:.0f} s)")
             elif self.spent + expected >= self.allowance:
+                what = f"a {agent} call" if agent else "a call"
                 reason = (f"LLM calls have used their share of the time limit "
-                          f"({self.spent:.0f} of {self.allowance:.0f} s)")
+                          f"({self.spent:.0f} of {self.allowance:.0f} s)" if self.spent else
+                          f"{what} takes about {expected:.0f} s here, more than the LLM's share "
+                          f"of the time limit ({self.allowance:.0f} s)")
             if not reason:
                 return
             self.refused += 1
