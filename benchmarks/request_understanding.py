@@ -8,9 +8,11 @@ answers; the rules were tuned on it), heldout.yaml (written after that tuning; l
 on it were fixed too) and heldout2.yaml (written without reading the rules, scored once
 before any change to them) over the tables in tables.yaml plus the twenty public tables, whose column
 summaries are cached in public_tables.json (rebuild with --rebuild-tables from
-../shared/tasks). Policies: ``rules`` (read_request), ``llm`` (the LLM's own answer, the
-target checked against the columns), ``default`` (what ``hyperpilot run`` uses:
-understand_request, with the LLM only when one is given). Results go to
+../shared/tasks). The set heldout3.yaml was written the same way as heldout2. Policies:
+``rules`` (understand_request without an LLM), ``llm`` (the LLM's own answer, the target
+checked against the columns), ``ask`` (the rules, asking the LLM only where they are unsure)
+and ``default`` (what ``hyperpilot run`` does: ``ask`` when its intake asks the LLM,
+``ASK_LLM_WHEN_UNSURE``, else ``rules``). Results go to
 benchmarks/results/request_understanding/.
 """
 
@@ -35,6 +37,7 @@ from hyperpilot.agents.request_reading import (
     read_request,
     summarise_table,
 )
+from hyperpilot.pipelines.graph.intake import ASK_LLM_WHEN_UNSURE
 
 HERE = Path(__file__).resolve().parent / "request_understanding"
 RESULTS = Path(__file__).resolve().parent / "results" / "request_understanding"
@@ -128,12 +131,11 @@ def run_policy(name: str, cases: list[dict[str, Any]], tables: dict[str, list[Co
         columns = tables[case["t"]]
         start = time.perf_counter()
         source = "rules"
-        if name == "rules":
-            draft = understand_request(case["x"], columns, None).value
-        elif name == "llm":
+        asks = name == "ask" or (name == "default" and ASK_LLM_WHEN_UNSURE)
+        if name == "llm":
             draft = llm_alone(case["x"], columns, llm)
         else:
-            decision = understand_request(case["x"], columns, llm)
+            decision = understand_request(case["x"], columns, llm if asks else None)
             draft, source = decision.value, decision.source
         seconds += time.perf_counter() - start
         got = answer_of(draft)
@@ -195,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llm", default="none", help="none, local[:MODEL], openai:MODEL, replay:PATH")
     parser.add_argument("--limit", type=int, default=None, help="only the first N texts")
-    parser.add_argument("--policies", default="rules,llm,default",
-                        help="which of rules, llm, default to measure (llm and default need --llm)")
+    parser.add_argument("--policies", default="rules,llm,ask,default",
+                        help="which of rules, llm, ask, default to measure (llm and ask need --llm)")
     parser.add_argument("--rebuild-tables", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"request_understanding: error: {err}", file=sys.stderr)
         return 2
     wanted = [p for p in args.policies.split(",") if p]
-    unknown = set(wanted) - {"rules", "llm", "default"}
+    unknown = set(wanted) - {"rules", "llm", "ask", "default"}
     if unknown:
         print(f"request_understanding: error: unknown policies {sorted(unknown)}", file=sys.stderr)
         return 2
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             llm.close()
     args.out.mkdir(parents=True, exist_ok=True)
     tag = args.llm.replace(":", "_").replace("/", "_") + (f"_limit{args.limit}" if args.limit else "")
-    if llm is not None and wanted != ["rules", "llm", "default"]:
+    if llm is not None and wanted != ["rules", "llm", "ask", "default"]:
         tag += "_" + "-".join(wanted)
     (args.out / f"results_{tag}.json").write_text(json.dumps(results, indent=1))
     (args.out / f"results_{tag}.md").write_text(markdown(results, llm_line))
