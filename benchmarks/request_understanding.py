@@ -134,6 +134,7 @@ def run_policy(name: str, cases: list[dict[str, Any]], tables: dict[str, list[Co
         asks = name == "ask" or (name == "default" and ASK_LLM_WHEN_UNSURE)
         if name == "llm":
             draft = llm_alone(case["x"], columns, llm)
+            source = "rules" if draft.question == "no valid LLM answer" else "llm"
         else:
             decision = understand_request(case["x"], columns, llm if asks else None)
             draft, source = decision.value, decision.source

@@ -13,7 +13,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from hyperpilot.tools.time_order import as_dates
 
@@ -37,7 +37,11 @@ class DateParts(TransformerMixin, BaseEstimator):
     """
 
     def fit(self, X: Any, y: Any = None) -> DateParts:
-        frame = pd.DataFrame(X)
+        frame = _date_frame(X)
+        if frame.shape[0] == 0 or frame.shape[1] == 0:  # worded as scikit-learn's own check
+            kind = "sample" if frame.shape[0] == 0 else "feature"
+            raise ValueError(f"Found array with 0 {kind}(s) (shape={frame.shape}) while a minimum "
+                             "of 1 is required by DateParts.")
         self.n_features_in_ = frame.shape[1]
         self.columns_ = [str(c) for c in frame.columns]
         self.with_hour_ = [bool((as_dates(frame[c]).dt.hour.fillna(0) != 0).any())
@@ -46,7 +50,10 @@ class DateParts(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "columns_")
-        frame = pd.DataFrame(X)
+        frame = _date_frame(X)
+        if frame.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {frame.shape[1]} features, but DateParts is expecting "
+                             f"{self.n_features_in_} features as input")
         blocks = []
         for i, name in enumerate(frame.columns):
             dates = as_dates(frame[name])
@@ -56,6 +63,11 @@ class DateParts(TransformerMixin, BaseEstimator):
             blocks.append(np.column_stack([p.to_numpy(dtype=float, na_value=np.nan)
                                            for p in parts]))
         return np.hstack(blocks)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # a missing date is missing in every part
+        return tags
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "columns_")
@@ -104,6 +116,19 @@ def text_steps(reduce: bool, seed: int = 0, terms: int = MAX_TEXT_TERMS) -> Pipe
     return Pipeline(steps)
 
 
+def _date_frame(X: Any) -> pd.DataFrame:
+    """The date columns as a frame: a frame as it is, else a 2-D array of them."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError("DateParts takes dense date columns; sparse input is not supported")
+    array = np.asarray(X)
+    if array.ndim != 2:
+        raise ValueError(f"Expected a 2D array of date columns, got {array.ndim}D input; "
+                         "Reshape your data with array.reshape(-1, 1) for a single column")
+    return pd.DataFrame(array)
+
+
 class AdaptiveSVD(TransformerMixin, BaseEstimator):
     """``TruncatedSVD`` with at most ``n_components``, fewer when the matrix is narrower."""
 
@@ -116,14 +141,25 @@ class AdaptiveSVD(TransformerMixin, BaseEstimator):
         return self
 
     def fit_transform(self, X: Any, y: Any = None, **params: Any) -> np.ndarray:
+        X = check_array(X, accept_sparse=("csr", "csc"))
+        self.n_features_in_ = X.shape[1]
         n = min(self.n_components, X.shape[1] - 1, X.shape[0] - 1)
         self.svd_ = TruncatedSVD(n, random_state=self.seed) if n >= 1 else None
         if self.svd_ is None:
             return self.transform(X)
         return self.svd_.fit_transform(X)
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # it reduces a TF-IDF matrix
+        return tags
+
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "svd_")
+        X = check_array(X, accept_sparse=("csr", "csc"))
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but AdaptiveSVD is expecting "
+                             f"{self.n_features_in_} features as input")
         if self.svd_ is None:  # a vocabulary of one term: nothing to reduce
             return X.toarray() if hasattr(X, "toarray") else np.asarray(X)
         return self.svd_.transform(X)
