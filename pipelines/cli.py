@@ -179,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hyperpilot: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as err:
+        folder = getattr(args, "out", None) or getattr(args, "run_dir", None) or "DIR"
         print("hyperpilot: interrupted; the finished trials are kept in the run folder "
-              "(go on with `hyperpilot resume DIR`)", file=sys.stderr)
+              f"(go on with `hyperpilot resume {folder}`)", file=sys.stderr)
         return 128 + err.signum if isinstance(err, Terminated) else EXIT_INTERRUPTED
 
 
@@ -210,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
     options = run_options(args)
     if args.data is None:
         raise HyperpilotError("no data given; pass --data FILE.csv or --data sklearn:NAME")
-    out = args.out or default_out_dir(args.task)
+    out = args.out = args.out or default_out_dir(args.task)  # named if the run is interrupted
     try:
         state = run_task(args.task, args.data, out, options,
                          progress=lambda line: print(line, flush=True),

@@ -36,19 +36,23 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL)
 
 
-def _kill_after(out: Path, finished: int) -> list[dict]:
-    """Start the run, SIGKILL it once ``finished`` trials are in its journal; the journal then."""
+def _kill_after(out: Path, finished: int, sig: int = signal.SIGKILL,
+                said: list[str] | None = None) -> list[dict]:
+    """Start the run, send it ``sig`` once ``finished`` trials are in its journal; the journal
+    then. ``said`` gets the run's exit status and standard error."""
     process = subprocess.Popen(_run_command(out), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + 240
         while len(read_jsonl(out / "trials.jsonl")) < finished:
             assert process.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline, "the run made no progress"
             time.sleep(0.05)
-        os.kill(process.pid, signal.SIGKILL)
+        os.kill(process.pid, sig)
     finally:
-        process.wait(timeout=30)
+        _, err = process.communicate(timeout=60)
+    if said is not None:
+        said += [str(process.returncode), err]
     return read_jsonl(out / "trials.jsonl")
 
 
@@ -196,3 +200,15 @@ def test_the_chat_attaches_a_stopped_cli_run_and_resumes_it(tmp_path: Path) -> N
 def test_resume_run_is_refused_for_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="holds no hyperpilot run to resume"):
         resume_run(tmp_path)
+
+
+def test_sigterm_stops_a_run_that_then_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    said: list[str] = []
+    _kill_after(out, 3, signal.SIGTERM, said)
+    code, err = said
+    assert code == "143" and "Traceback" not in err
+    assert err.strip().endswith(f"go on with `hyperpilot resume {out}`)")
+    done = _cli("resume", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(t["number"] for t in read_jsonl(out / "trials.jsonl")) == list(range(TRIALS))
