@@ -199,3 +199,21 @@ def test_two_columns_that_fit_the_words_equally_are_asked_about_not_guessed(tmp_
     chat.handle("sale_price")
     spec = console.export_text()
     assert "sale_price (regression)" in spec and "mae (minimize)" in spec
+
+
+def test_session_names_a_run_folder_made_by_hyperpilot_run_and_the_chat_attaches_it(
+        tmp_path: Path) -> None:
+    import subprocess
+
+    out = tmp_path / "cli-run"
+    done = subprocess.run([sys.executable, "-m", "hyperpilot.pipelines.cli", "run",
+                           "predict the species", "--data", "sklearn:iris", "--trials", "3",
+                           "--llm", "none", "--no-experience", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    child = spawn(tmp_path, "--llm", "none", "--session", str(out))
+    greeting = " ".join(child.before.replace("\r", "").split())
+    assert f"Attached {out}" in greeting and "it finished" in greeting
+    assert "has finished; /more N adds trials" in say(child, "/resume")
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
