@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperpilot.tools.errors import BudgetExceeded
+from hyperpilot.tools.experience import default_store_path
 
 # What a first call is expected to take before one has been timed (a local model's first
 # call also starts its server).
@@ -97,8 +98,7 @@ class CallTimes:
 
 def default_times_path() -> Path:
     """``$XDG_DATA_HOME/hyperpilot/llm_seconds.json``, beside the experience store."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "hyperpilot" / "llm_seconds.json"
+    return default_store_path().with_name("llm_seconds.json")
 
 
 class TimedLLM:
