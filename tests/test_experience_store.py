@@ -43,8 +43,9 @@ def _add_at(job: tuple[str, str, float]) -> list[str]:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    # Not fork: the test process has threads (earlier tests' servers, pools), and a forked child
+    # can wait for ever on a lock one of them held.
+    return multiprocessing.get_context("spawn")
 
 
 def test_processes_creating_a_new_store_at_once_all_land(tmp_path: Path) -> None:
