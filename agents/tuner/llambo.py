@@ -114,7 +114,7 @@ class LLMMeter:
             raise SurrogateUnavailable("LLM budget for this trial is spent")
         before = self.llm.usage.total_tokens
         self.calls += 1
-        messages = [{"role": "system", "content": render("system.j2", agent="tuner")},
+        messages = [{"role": "system", "content": render("system.j2", agent="tuner", data_seen=False)},
                     {"role": "user", "content": prompt}]
         try:
             return ask(messages, model, agent=agent, **settings)
