@@ -262,8 +262,9 @@ def _find_positive_class(text: str) -> str | None:
 
 # An amount: digits (a unit may follow at once, "5ms") or words ("half a", then a space).
 _AMOUNT = rf"(\d+(?:\.\d+)?(?=\s*[µa-z])|(?:{_AMOUNT_WORDS})(?=\s))\s*"
-_SHORT_TIME = r"(ms|msecs?|milliseconds?|µs|us|microseconds?)\b"
-_SECONDS = r"(s|secs?|seconds?)\b"
+_SHORT_UNITS = r"ms|msecs?|milliseconds?|µs|us|microseconds?"
+_SECOND_UNITS = r"s|secs?|seconds?"
+_SHORT_TIME = rf"({_SHORT_UNITS})\b"
 # A time per row, however it is worded: a bound before the amount ("under 5 ms", "in 5ms"), a
 # bound after it ("5 ms or less"), or a budget per item ("50 microseconds per event", "0.002
 # seconds per application"). Seconds count only per item: "within 60 seconds" is a run time.
@@ -272,7 +273,7 @@ _LATENCY = [
                rf"{_SHORT_TIME}", re.IGNORECASE),
     re.compile(rf"\b{_AMOUNT}{_SHORT_TIME}\s*(?:or (?:less|under|faster|below)|max(?:imum)?\b|"
                r"at most|tops\b)", re.IGNORECASE),
-    re.compile(rf"\b{_AMOUNT}(?:{_SHORT_TIME[1:-3]}|{_SECONDS[1:-3]})\b\s*(?:per|for each|for every|"
+    re.compile(rf"\b{_AMOUNT}(?:{_SHORT_UNITS}|{_SECOND_UNITS})\b\s*(?:per|for each|for every|"
                r"each|a|an)\s+(?!second\b|minute\b|hour\b|day\b)[a-z]+", re.IGNORECASE),
 ]
 _UNIT_MS = {"µ": 0.001, "u": 0.001, "m": 1.0, "s": 1000.0}

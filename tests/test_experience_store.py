@@ -3,11 +3,13 @@ and only a file that is truly not a store is set aside."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,19 @@ def test_processes_creating_a_new_store_at_once_all_land(tmp_path: Path) -> None
             assert [p.name for p in path.parent.iterdir() if "unreadable" in p.name] == []
 
 
+@contextlib.contextmanager
+def _locked(path: Path, seconds: float) -> Iterator[None]:
+    """Another connection holds the store's write lock for ``seconds`` from entry."""
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(path, seconds, held))
+    holder.start()
+    held.wait()
+    try:
+        yield
+    finally:
+        holder.join()
+
+
 def _hold_write_lock(path: Path, seconds: float, held: threading.Event) -> None:
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("BEGIN IMMEDIATE")
@@ -74,13 +89,9 @@ def test_a_writer_waits_out_a_lock_longer_than_one_busy_period(tmp_path: Path, c
     path = tmp_path / "experience.sqlite"
     store = ExperienceStore(path, timeout=0.4, retries=3)
     store.add(_record("first"))
-    held = threading.Event()
-    holder = threading.Thread(target=_hold_write_lock, args=(path, 0.7, held))
-    holder.start()
-    held.wait()
-    started = time.monotonic()
-    store.add(_record("second"))
-    holder.join()
+    with _locked(path, 0.7):
+        started = time.monotonic()
+        store.add(_record("second"))
     assert time.monotonic() - started >= 0.4  # it did wait for the lock
     assert [r.run_id for r in store.all()] == ["first", "second"]
     assert "set aside" not in caplog.text
@@ -91,12 +102,8 @@ def test_a_store_locked_past_every_retry_is_left_as_it_is(tmp_path: Path, caplog
     path = tmp_path / "experience.sqlite"
     store = ExperienceStore(path, timeout=0.1, retries=1)
     store.add(_record("kept"))
-    held = threading.Event()
-    holder = threading.Thread(target=_hold_write_lock, args=(path, 1.2, held))
-    holder.start()
-    held.wait()
-    store.add(_record("late"))  # gives up with a warning; the run goes on
-    holder.join()
+    with _locked(path, 1.2):
+        store.add(_record("late"))  # gives up with a warning; the run goes on
     assert "busy" in caplog.text and "set aside" not in caplog.text
     assert [r.run_id for r in store.all()] == ["kept"]
     assert [p.name for p in tmp_path.iterdir() if "unreadable" in p.name] == []
