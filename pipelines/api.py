@@ -77,7 +77,9 @@ def run(task: str, data: DataSource, *, out: str | Path | None = None, llm: Any 
         **options: any ``RunOptions`` field, as for ``hyperpilot run``: ``trials`` (30),
             ``time_limit`` (seconds, none), ``seed`` (0), ``plans`` (3), ``revisions`` (2),
             ``halving`` (True), ``refit_all`` (True), ``llm_budget`` (0), ``experience`` (a
-            path, or None for no store; the default store otherwise), ``knowledge`` (a folder of notes).
+            path, or None for no store; the default store otherwise), ``knowledge`` (a folder of
+            notes), ``workers`` (trials at once; one per plan), ``executor`` (``"auto"``,
+            ``"inprocess"``, ``"process"``, ``"ray"``, ``"ray:ADDRESS"``).
 
     Raises ``TaskSpecError`` when the request check rejects the task or an option is bad,
     ``DataError`` for data that cannot be used; a run whose model fails verification returns

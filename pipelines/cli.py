@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-refit-all", action="store_true",
                      help="ship the model fitted on the training rows only (default: once the "
                           "holdout has scored it, it is refit on every row, holdout included)")
+    _worker_flags(run)
     run.add_argument("--restart", action="store_true",
                      help="start over in an --out folder that holds a run which did not finish "
                           "(default: refuse, and say how to resume it)")
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="trial budget of the session's runs (default 20)")
     chat.add_argument("--runs", type=Path, default=Path("runs"),
                       help="folder for sessions and their runs (default: runs)")
+    _worker_flags(chat)
     predict = commands.add_parser("predict", help="predict new rows with a finished run")
     predict.add_argument("run_dir", type=Path, help="a run folder written by 'hyperpilot run'")
     predict.add_argument("--data", required=True, help="CSV or Parquet file of rows to predict")
@@ -185,11 +187,23 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + err.signum if isinstance(err, Terminated) else EXIT_INTERRUPTED
 
 
+def _worker_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--workers", type=int, default=None,
+                         help="trials trained at once (default: one per plan); alone, in "
+                              "local worker processes")
+    command.add_argument("--executor", default=None,
+                         help="where trials train: process (local worker processes), ray (a "
+                              "local Ray, with the [ray] extra), ray:ADDRESS (a Ray cluster) "
+                              "or inprocess (default auto: worker processes with --time-limit "
+                              "or --workers, else this process)")
+
+
 def run_options(args: argparse.Namespace) -> RunOptions:
     """The ``RunOptions`` the flags give; a flag left out keeps the option's default."""
     given: dict[str, Any] = {name: getattr(args, name) for name in
                              ("trials", "time_limit", "seed", "llm", "llm_budget", "plans",
-                              "revisions", "knowledge") if getattr(args, name) is not None}
+                              "revisions", "knowledge", "workers", "executor")
+                             if getattr(args, name) is not None}
     if args.no_halving:
         given["halving"] = False
     if args.no_refit_all:
@@ -261,7 +275,8 @@ def _run_file(args: argparse.Namespace) -> int:
     if args.task is not None:
         raise HyperpilotError("give either TASK_TEXT or --file, not both")
     given = [flag(name) for name in ("data", "out", "llm", "time_limit", "trials", "seed",
-                                     "llm_budget", "plans", "revisions", "experience", "knowledge")
+                                     "llm_budget", "plans", "revisions", "experience", "knowledge",
+                                     "workers", "executor")
              if getattr(args, name) is not None]
     given += [f"--{name}" for name in ("no-halving", "no-experience", "no-refit-all", "restart")
               if getattr(args, name.replace("-", "_"))]
@@ -280,7 +295,10 @@ def _run_file(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     from hyperpilot.pipelines.chat.repl import run_chat
 
-    return run_chat(args.data, args.session, args.llm, args.trials, args.runs)
+    given = {name: getattr(args, name) for name in ("workers", "executor")
+             if getattr(args, name) is not None}
+    return run_chat(args.data, args.session, args.llm, args.trials, args.runs,
+                    options=RunOptions.of(given))
 
 
 def _summarise(state: dict, out: Path) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hyperpilot.agents.tuner.executors import check_kind
 from hyperpilot.tools.errors import TaskSpecError
 from hyperpilot.tools.experience import default_store_path
 
@@ -44,6 +45,16 @@ class RunOptions(BaseModel):
     experience: Path | None = Field(default_factory=default_store_path,
                                     description="the store of past runs; None for none")
     knowledge: Path | None = Field(None, description="a folder of the user's own notes")
+    workers: int | None = Field(None, ge=1, description="trials trained at once; None: one "
+                                "per plan (one when the tuner talks to an LLM)")
+    executor: str = Field("auto", description="where trials train: auto (worker processes "
+                          "with --time-limit or --workers, else this process), inprocess, "
+                          "process, ray (a local Ray) or ray:ADDRESS (a Ray cluster)")
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, value: str) -> str:
+        return check_kind(value.strip())
 
     @field_validator("experience", mode="before")
     @classmethod

@@ -21,6 +21,8 @@ from threadpoolctl import threadpool_limits
 
 from hyperpilot.agents.llm import LLMClient, make_llm
 from hyperpilot.agents.llm.deadline import CallTimes, TimedLLM, default_times_path
+from hyperpilot.agents.tuner.executors import resolve_kind
+from hyperpilot.agents.tuner.ray_executor import import_ray
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.graph import RunContext, RunState, build_graph
 from hyperpilot.pipelines.graph.schedule import FINISH_RESERVE_SECONDS, FINISH_SHARE_OF_TIME
@@ -95,6 +97,16 @@ def run_context(folder: RunFolder, frame: pd.DataFrame, options: RunOptions,
                      experience=experience_store(options.experience))
     ctx.workers = concurrency(ctx)
     ctx.worker_threads = threads_for(len(frame), ctx.workers)
+    ctx.executor_kind = resolve_kind(options.executor, time_limit=options.time_limit,
+                                     workers_given=options.workers is not None)
+    if ctx.executor_kind.startswith("ray"):
+        import_ray()  # a missing extra is one line now, not after the planning
+    if ctx.executor_kind == "inprocess" and options.time_limit is not None:
+        progress("[run] --executor inprocess: a trial that has started runs to its end, "
+                 "past the time limit if it must")
+    if options.workers and options.workers > ctx.workers:
+        progress("[run] the tuner talks to the LLM: one trial at a time, so its calls come "
+                 "in a fixed order")
     return ctx, described
 
 
@@ -154,9 +166,11 @@ def experience_store(path: Path | None) -> ExperienceStore | None:
 
 
 def concurrency(ctx: RunContext) -> int:
-    """Plans train in parallel, except when the tuner talks to an LLM: then one at a time, so
-    the calls come in a fixed order and a recorded transcript replays exactly."""
-    return 1 if ctx.llm is not None and ctx.options.llm_budget > 0 else max(1, ctx.options.plans)
+    """Trials trained at once: ``--workers``, else one per plan; one when the tuner talks to
+    an LLM, so the calls come in a fixed order and a recorded transcript replays exactly."""
+    if ctx.llm is not None and ctx.options.llm_budget > 0:
+        return 1
+    return ctx.options.workers or max(1, ctx.options.plans)
 
 
 def invoke(ctx: RunContext, state: RunState | None, trials: int,

@@ -151,6 +151,8 @@ def test_ctrl_c_keeps_trials_and_the_session_resumes_later(tmp_path: Path) -> No
     ("/explain", "there is no run yet"),
     ("/frobnicate", "unknown command /frobnicate"),
     ("/predict", "say which file"),
+    ("/workers 0", "usage: /workers K"),
+    ("/workers 2 dask", "--executor must be one of"),
 ])
 def test_commands_misused_answer_in_one_line_and_the_chat_goes_on(line, expected,
                                                                    tmp_path) -> None:
@@ -217,3 +219,23 @@ def test_session_names_a_run_folder_made_by_hyperpilot_run_and_the_chat_attaches
     assert "has finished; /more N adds trials" in say(child, "/resume")
     child.sendline("/quit")
     child.expect(pexpect.EOF)
+
+
+def test_workers_in_the_chat_reach_the_next_run_and_outlive_the_session(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from hyperpilot.pipelines.chat.chat import Chat
+    from hyperpilot.pipelines.chat.session import SessionStore
+    from hyperpilot.pipelines.options import RunOptions
+
+    store = SessionStore(tmp_path, "unit")
+    console = Console(record=True, width=200)
+    chat = Chat(store, None, console, RunOptions(llm="none", workers=3))
+    assert chat.run_options(5).workers == 3  # from hyperpilot chat --workers 3
+    chat.handle("/workers 2 process")
+    assert "train 2 trials at once, on process" in console.export_text()
+    store.close()
+    again = SessionStore(tmp_path, "unit")
+    options = Chat(again, None, Console(record=True), RunOptions(llm="none")).run_options(5)
+    assert (options.workers, options.executor, options.trials) == (2, "process", 5)
+    again.close()

@@ -45,7 +45,7 @@ def test_a_trial_in_a_worker_scores_as_it_does_here() -> None:
     here = run_trial("linear", space, [config], [], task, profile, data, 0)
     pool = TrialPool(data, workers=1)
     try:
-        there = run_trial("linear", space, [config], [], task, profile, data, 0, pool=pool,
+        there = run_trial("linear", space, [config], [], task, profile, data, 0, executor=pool,
                           deadline=time.time() + 120)
     finally:
         pool.close()
@@ -62,7 +62,7 @@ def test_a_slow_trial_is_stopped_at_the_deadline_and_recorded() -> None:
     try:
         started = time.perf_counter()
         record = run_trial("random_forest", family.space("binary"), [slow], [], task, profile,
-                           data, 0, pool=pool, deadline=time.time() + 2.0)
+                           data, 0, executor=pool, deadline=time.time() + 2.0)
         waited = time.perf_counter() - started
         assert pool.stopped
         with pytest.raises(TrialStopped):  # the limit is the run's: nothing starts after it
@@ -76,7 +76,7 @@ def test_a_slow_trial_is_stopped_at_the_deadline_and_recorded() -> None:
     assert waited < 30
 
 
-def test_a_trial_past_its_cap_is_stopped_alone_while_the_other_slot_trains_on() -> None:
+def test_a_trial_past_its_cap_is_stopped_alone_while_the_other_worker_trains_on() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     task, profile, data = _setting(20_000)
@@ -87,16 +87,16 @@ def test_a_trial_past_its_cap_is_stopped_alone_while_the_other_slot_trains_on() 
     try:
         with ThreadPoolExecutor(2) as threads:
             capped = threads.submit(run_trial, "random_forest", forest.space("binary"), [slow],
-                                    [], task, profile, data, 0, pool=pool,
-                                    deadline=time.time() + 300, slot=0, cap=2.0)
+                                    [], task, profile, data, 0, executor=pool,
+                                    deadline=time.time() + 300, cap=2.0)
             other = threads.submit(run_trial, "linear", linear.space("binary"),
                                    [linear.defaults("binary")], [], task, profile, data, 0,
-                                   number=1, pool=pool, deadline=time.time() + 300, slot=1)
+                                   number=1, executor=pool, deadline=time.time() + 300)
             capped_record, other_record = capped.result(), other.result()
         assert not pool.stopped  # the run's deadline is not reached: only that trial stopped
         after = run_trial("linear", linear.space("binary"), [linear.defaults("binary")], [],
-                          task, profile, data, 0, number=2, pool=pool,
-                          deadline=time.time() + 300, slot=0)  # the slot has a fresh worker
+                          task, profile, data, 0, number=2, executor=pool,
+                          deadline=time.time() + 300)  # the worker was replaced
     finally:
         pool.close()
     assert capped_record.state == TrialState.FAIL

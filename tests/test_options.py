@@ -35,7 +35,8 @@ def _every_option(tmp_path: Path) -> RunOptions:
     (notes / "iris.md").write_text("Small numeric tables suit linear models.\n")
     options = RunOptions(trials=4, time_limit=600, seed=3, llm="none", llm_budget=2, plans=2,
                          revisions=1, halving=False, refit_all=False,
-                         experience=tmp_path / "store.sqlite", knowledge=notes)
+                         experience=tmp_path / "store.sqlite", knowledge=notes, workers=2,
+                         executor="process")
     defaults = RunOptions()
     assert all(getattr(options, f) != getattr(defaults, f) for f in RunOptions.model_fields)
     return options
@@ -47,7 +48,7 @@ def test_every_flag_of_run_becomes_an_option(tmp_path: Path) -> None:
             "--seed", "3", "--llm", "none", "--llm-budget", "2", "--plans", "2",
             "--revisions", "1", "--no-halving", "--no-refit-all",
             "--experience", str(tmp_path / "store.sqlite"),
-            "--knowledge", str(tmp_path / "notes")]
+            "--knowledge", str(tmp_path / "notes"), "--workers", "2", "--executor", "process"]
     assert run_options(build_parser().parse_args(argv)) == options
     assert run_options(build_parser().parse_args(["run", TASK, "--no-experience"])).experience is None
     assert run_options(build_parser().parse_args(["run", TASK])) == RunOptions()
@@ -59,6 +60,9 @@ def test_every_flag_of_run_becomes_an_option(tmp_path: Path) -> None:
     (["--plans", "0"], "--plans must be at least 1, got 0"),
     (["--revisions", "-1"], "--revisions must be at least 0, got -1"),
     (["--llm-budget", "-2"], "--llm-budget must be at least 0, got -2"),
+    (["--workers", "0"], "--workers must be at least 1, got 0"),
+    (["--executor", "dask"], "--executor must be one of auto, inprocess, process, ray or "
+                             "ray:ADDRESS, got 'dask'"),
 ])
 def test_a_bad_option_is_one_line_and_exit_2(flags: list[str], message: str, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,7 +84,8 @@ def test_a_run_file_takes_every_option(tmp_path: Path) -> None:
     expected = _every_option(tmp_path)
     task = {"task": TASK, "data": "sklearn:iris", "trials": 4, "time_limit": 600, "seed": 3,
             "llm": "none", "llm_budget": 2, "plans": 2, "revisions": 1, "halving": False,
-            "refit_all": False, "experience": "store.sqlite", "knowledge": "notes"}
+            "refit_all": False, "experience": "store.sqlite", "knowledge": "notes", "workers": 2,
+            "executor": "process"}
     path = tmp_path / "runs.yaml"
     path.write_text(yaml.safe_dump({"tasks": [task]}))
     [entry], _ = read_run_file(path)

@@ -58,6 +58,8 @@ class ModelEntry:
     # Fits a sparse matrix in time linear in its non-zeros: text reaches it as a large,
     # sparse TF-IDF block instead of a small dense one.
     sparse: bool = False
+    # Trains on a GPU when its worker has one: a Ray executor gives its trials one each.
+    gpu: bool = False
 
     def _check(self, task_type: TaskType) -> bool:
         if task_type not in self.task_types:
@@ -344,7 +346,7 @@ ZOO: Mapping[str, ModelEntry] = MappingProxyType({e.name: e for e in [
                True, 100_000, "low", _knn_space, _knn_defaults, _knn_build),
     ModelEntry("torch_mlp", ALL_TASKS,
                "PyTorch multilayer perceptron: flexible, uses a GPU when present",
-               True, None, "high", _mlp_space, _mlp_defaults, _mlp_build),
+               True, None, "high", _mlp_space, _mlp_defaults, _mlp_build, gpu=True),
 ]})
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from hyperpilot.agents.model_agent import choose_space
 from hyperpilot.agents.runner import AgentSpec, Decision, decide
+from hyperpilot.agents.tuner.executors import TrialExecutor
 from hyperpilot.agents.tuner.factory import tuner_sampler
 from hyperpilot.agents.tuner.halving import (
     CVOutcome,
@@ -24,8 +26,8 @@ from hyperpilot.agents.tuner.halving import (
     fold_pruner,
     tell_outcome,
 )
-from hyperpilot.agents.tuner.study import Study
-from hyperpilot.agents.tuner.workers import Bound, TrialPool, TrialStopped
+from hyperpilot.agents.tuner.study import InFlight, Study
+from hyperpilot.agents.tuner.workers import Bound, TrialStopped
 from hyperpilot.tools.ensemble import tested_rows, thresholds_apply, tune_threshold
 from hyperpilot.tools.errors import TrialFailed
 from hyperpilot.tools.evaluate import (
@@ -179,12 +181,14 @@ def repaired_configs(configs: list[dict[str, Any]], space: SearchSpace, planned:
     return out[:limit]
 
 
-def next_family(allocation: dict[str, int], trials: list[TrialRecord]) -> str | None:
-    """The family furthest behind its share, so a budget cut short still covers every family."""
+def next_family(allocation: dict[str, int], trials: list[TrialRecord],
+                running: Sequence[str] = ()) -> str | None:
+    """The family furthest behind its share, so a budget cut short still covers every family;
+    ``running`` are the families of trials training now, counted as done."""
     done = {name: 0 for name in allocation}
-    for record in trials:
-        if record.model in done:
-            done[record.model] += 1
+    for model in [r.model for r in trials] + list(running):
+        if model in done:
+            done[model] += 1
     open_families = [n for n in allocation if done[n] < allocation[n]]
     if not open_families:
         return None
@@ -195,9 +199,9 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
               task: TaskSpec, profile: DataProfile, data: TrainingData, seed: int,
               plan_id: str = "", *, llm: Any = None, llm_budget: int = 0,
               number: int | None = None, steps: dict[str, Any] | None = None,
-              halving: FoldHalving | None = None, pool: TrialPool | None = None,
-              deadline: Bound | None = None, slot: int = 0,
-              cap: Bound | None = None) -> TrialRecord:
+              halving: FoldHalving | None = None, executor: TrialExecutor | None = None,
+              deadline: Bound | None = None, cap: Bound | None = None,
+              in_flight: InFlight | None = None) -> TrialRecord:
     """Ask the family's study for one configuration, train it with CV, and tell the result.
 
     The sampler is the ``SurrogateSampler``: classical parts, plus the LLAMBO parts while
@@ -206,34 +210,52 @@ def run_trial(family: str, space: SearchSpace, warm: list[Config], history: list
     their own); ``steps`` are the plan's preprocessing choices (a ``DataSteps`` dump). With
     ``halving``, a config losing to the family's earlier trials after the first folds is
     stopped there and recorded as PRUNED (``halving.py``); without it every trial runs
-    every fold. With ``pool`` (a ``TrialPool`` holding ``data``) the trial trains in a worker
-    process and one still training at ``deadline`` is killed and recorded as FAIL with
-    ``tuner["stopped"] = "time limit"``; one still training after ``cap`` seconds is
-    killed alone and recorded the same way with ``"trial cap"``. ``slot`` is the worker it
-    trains in (the branch's place among the trials trained at once). Without a pool, it
-    trains here.
+    every fold. With ``executor`` (a ``TrialExecutor`` holding ``data``) the trial trains
+    where it says (a worker process, a Ray actor); one still training at ``deadline`` is
+    stopped and recorded as FAIL with ``tuner["stopped"] = "time limit"``; one still training
+    after ``cap`` seconds is stopped alone and recorded the same way with ``"trial cap"``.
+    Without one, it trains here. ``in_flight`` holds the trials other workers are training:
+    the ask is made under its lock, with those of this plan and family shown to the sampler
+    as pending (``Study(pending=...)``), so parallel trials spread out.
     """
     own = [r for r in history if r.model == family and r.plan_id == plan_id]
     number = len(history) if number is None else number
-    rng = np.random.default_rng([seed, number])
-    others = sum(int(r.tuner.get("llm_calls", 0)) for r in history if r.model != family)
-    sampler = tuner_sampler(llm, _tuning_text(family, task, profile), llm_budget - others)
-    study = Study(space, task.direction, sampler, rng, model=family, plan_id=plan_id,
-                  history=own, first_number=number)
-    for config in warm:
-        study.enqueue(config, source="warm start")
-    trial = study.ask()
+    key = (plan_id, family)
+    with nullcontext([]) if in_flight is None else in_flight.asking(key) as pending:
+        rng = np.random.default_rng([seed, number])
+        others = sum(int(r.tuner.get("llm_calls", 0)) for r in history if r.model != family)
+        sampler = tuner_sampler(llm, _tuning_text(family, task, profile), llm_budget - others)
+        study = Study(space, task.direction, sampler, rng, model=family, plan_id=plan_id,
+                      history=own, first_number=number, pending=pending)
+        for config in warm:
+            study.enqueue(config, source="warm start")
+        trial = study.ask()
+        if in_flight is not None:
+            in_flight.add(key, trial)
+    try:
+        return _train_and_tell(study, trial, family, task, profile, data, seed, steps, own,
+                               halving, executor, deadline, cap)
+    finally:
+        if in_flight is not None:
+            in_flight.told(key, trial.number)
+
+
+def _train_and_tell(study: Study, trial: Any, family: str, task: TaskSpec, profile: DataProfile,
+                    data: TrainingData, seed: int, steps: dict[str, Any] | None,
+                    own: list[TrialRecord], halving: FoldHalving | None,
+                    executor: TrialExecutor | None, deadline: Bound | None,
+                    cap: Bound | None) -> TrialRecord:
     started = time.perf_counter()
     pipeline = build_model_pipeline(family, trial.config, task, profile, seed, steps)
     pruner = None if halving is None else fold_pruner(own, halving, task.direction)
     rungs = () if halving is None else halving.rungs
     try:
-        if pool is None:
+        if executor is None:
             outcome = evaluate_trial(data, pipeline, task, trial.number, pruner, rungs)
         else:
-            outcome = pool.run(evaluate_trial, pipeline, task, trial.number, pruner, rungs,
-                               deadline=math.inf if deadline is None else deadline,
-                               slot=slot, cap=cap)
+            outcome = executor.run(evaluate_trial, pipeline, task, trial.number, pruner, rungs,
+                                   deadline=math.inf if deadline is None else deadline,
+                                   cap=cap, gpu=get_model(family).gpu)
     except TrialStopped as stop:
         return study.tell(trial, None, state=TrialState.FAIL, error=str(stop),
                           seconds=time.perf_counter() - started, info={"stopped": stop.reason})

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,16 +52,20 @@ class Study:
     """Ask/tell optimisation of one model's config over ``space``.
 
     ``history`` rebuilds a study from stored records (resume). ``first_number`` is the next
-    trial number to hand out, for runs where several studies share one numbering; it
-    defaults to one past the highest number in ``history``. ``liar`` is the score pending
+    trial number to hand out, for runs where several studies share one numbering (it may
+    be below numbers in ``history``: parallel workers finish out of order); it defaults to
+    one past the highest number in ``history``. ``liar`` is the score pending
     trials are shown to the sampler with (``"worst"``, ``"mean"`` or ``"best"`` observed
-    score), or None to hide pending trials from the sampler.
+    score), or None to hide pending trials from the sampler. ``pending`` are trials of this
+    space asked of another study and not yet told (other workers' trials, in a study rebuilt
+    from the stored history for each ask): the sampler sees them as fantasies too, and their
+    configs are not handed out again; they are told to the study that asked them.
     """
 
     def __init__(self, space: SearchSpace, direction: str, sampler: Sampler,
                  rng: np.random.Generator, *, model: str = "", plan_id: str = "",
                  history: Sequence[TrialRecord] = (), first_number: int | None = None,
-                 liar: str | None = "mean") -> None:
+                 liar: str | None = "mean", pending: Sequence[Trial] = ()) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         if liar is not None and liar not in LIARS:
@@ -68,9 +74,8 @@ class Study:
         if len(numbers) != len(set(numbers)):
             raise ValueError("history has repeated trial numbers")
         next_number = max(numbers) + 1 if numbers else 0
-        if first_number is not None and first_number < next_number:
-            raise ValueError(f"first_number {first_number} would reuse a number in history "
-                             f"(highest is {next_number - 1})")
+        if first_number is not None and first_number in numbers:
+            raise ValueError(f"first_number {first_number} would reuse a number in history")
         self.space = space
         self.direction = direction
         self.sampler = sampler
@@ -82,7 +87,9 @@ class Study:
         self._next_number = next_number if first_number is None else first_number
         self._pending: dict[int, Trial] = {}
         self._queue: deque[tuple[Config, str]] = deque()
+        self._others = [t for t in pending if t.number not in set(numbers)]
         self._keys: set[str] = {space.key(r.config) for r in history}
+        self._keys.update(space.key(t.config) for t in self._others)
 
     @property
     def history(self) -> tuple[TrialRecord, ...]:
@@ -142,10 +149,11 @@ class Study:
     def sampler_history(self) -> tuple[TrialRecord, ...]:
         """What the sampler reads: the told records, plus the pending trials as fantasies
         (see the module docstring); exactly ``history`` when nothing is pending."""
-        if self.liar is None or not self._pending:
+        waiting = self._others + list(self._pending.values())
+        if self.liar is None or not waiting:
             return self.history
-        return with_fantasies(self.history, list(self._pending.values()), self.space,
-                              self.direction, self.liar, model=self.model)
+        return with_fantasies(self.history, waiting, self.space, self.direction, self.liar,
+                              model=self.model)
 
     def tell(self, trial: Trial, score: float | None = None, *,
              state: TrialState = TrialState.COMPLETE, fold_scores: Sequence[float] = (),
@@ -197,11 +205,43 @@ class Study:
         return None
 
     def _hand_out(self, config: Config, info: dict[str, Any], *, sampler: str) -> Trial:
+        while any(r.number == self._next_number for r in self._records):
+            self._next_number += 1  # numbers shared with other studies leave gaps
         trial = Trial(number=self._next_number, config=config, sampler=sampler, info=info)
         self._next_number += 1
         self._keys.add(self.space.key(config))
         self._pending[trial.number] = trial
         return trial
+
+
+class InFlight:
+    """The trials asked and not yet told across the workers of a run, by study (a key such
+    as ``(plan id, family)``). ``asking(key)`` holds the lock while a study is rebuilt and
+    asked, and gives the trials other workers have in flight for it, to pass as the study's
+    ``pending``; ``add`` the asked trial before leaving, ``told`` once it is told. Two
+    workers asking at once thus never get the same config, and each proposal sees the
+    others as fantasies."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._trials: dict[Hashable, dict[int, Trial]] = {}
+
+    @contextmanager
+    def asking(self, key: Hashable) -> Iterator[list[Trial]]:
+        with self._lock:
+            yield list(self._trials.get(key, {}).values())
+
+    def add(self, key: Hashable, trial: Trial) -> None:
+        with self._lock:
+            self._trials.setdefault(key, {})[trial.number] = trial
+
+    def told(self, key: Hashable, number: int) -> None:
+        with self._lock:
+            self._trials.get(key, {}).pop(number, None)
+
+    def of(self, key: Hashable) -> list[Trial]:
+        with self._lock:
+            return list(self._trials.get(key, {}).values())
 
 
 def lie(history: Sequence[TrialRecord], space: SearchSpace, direction: str,

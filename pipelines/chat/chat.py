@@ -43,6 +43,7 @@ Say what you want in words ("predict churn, optimise recall"), or use a command:
   /resume             go on with the last run, stopped or killed, where it stopped
   /attach RUN_DIR     work with a run made elsewhere (hyperpilot run, a script)
   /trials N           the trial budget of the next run
+  /workers K [WHERE]  train K trials at once in the next runs; WHERE: process, ray, ray:ADDRESS
   /predict FILE [OUT] predict a file with the last run's model and save the predictions
   /help, /quit        this text; leave (Ctrl-D too). Ctrl-C stops a run, keeping its trials."""
 
@@ -119,7 +120,8 @@ class Chat:
             "/more": lambda: self.more(*_more_args(args)),
             "/without": lambda: self.without(rest), "/resume": self.resume,
             "/attach": lambda: self.attach(rest),
-            "/trials": lambda: self.set_trials(args), "/predict": lambda: self.predict(*args[:2]),
+            "/trials": lambda: self.set_trials(args), "/workers": lambda: self.set_workers(args),
+            "/predict": lambda: self.predict(*args[:2]),
         }
         if name in ("/quit", "/exit"):
             return False
@@ -180,6 +182,24 @@ class Chat:
         self.store.save({"trials": int(args[0])})
         self.show_spec()
 
+    def set_workers(self, args: list[str]) -> None:
+        """``/workers K [WHERE]``: the session's runs train K trials at once, in worker
+        processes by default or where WHERE says (checked as ``--executor`` is)."""
+        if len(args) not in (1, 2) or not args[0].isdigit() or int(args[0]) < 1:
+            raise HyperpilotError("usage: /workers K [process|ray|ray:ADDRESS], with K at least 1")
+        where = args[1] if len(args) == 2 else "auto"
+        self.options.changed(workers=int(args[0]), executor=where)  # one line if WHERE is bad
+        self.store.save({"workers": int(args[0]), "executor": where})
+        self.say(f"The next runs train {args[0]} trial{'s' if int(args[0]) > 1 else ''} at once"
+                 + ("." if where == "auto" else f", on {where}."))
+
+    def run_options(self, trials: int) -> RunOptions:
+        """The session's options for its next run: its trial budget and workers."""
+        state = self.store.state
+        return self.options.changed(trials=trials,
+                                    workers=state.get("workers", self.options.workers),
+                                    executor=state.get("executor", self.options.executor))
+
     def _spec(self) -> dict[str, Any] | None:
         state = self.store.state
         if "data" not in state:
@@ -225,7 +245,7 @@ class Chat:
         out = self.store.next_run_dir()
         self.store.save({"run_dir": str(out), "runs": self.store.state.get("runs", 0) + 1})
         self.say(f"Running in {out} (Ctrl-C stops it and keeps finished trials).")
-        options = self.options.changed(trials=spec["trials"])
+        options = self.run_options(spec["trials"])
         state = run_task(run_text(spec), self.store.state["data"], out, options,
                          progress=self.progress, frame=self.frame(), llm=self.llm)
         self._finished(state)

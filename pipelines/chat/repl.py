@@ -20,8 +20,10 @@ HISTORY_LINES = 1000
 
 
 def run_chat(data: str | None, session: str | None, llm_spec: str | None, trials: int | None,
-             runs_root: Path, console: Console | None = None) -> int:
-    """Hold a conversation until /quit or end of input; returns the exit status."""
+             runs_root: Path, console: Console | None = None,
+             options: RunOptions | None = None) -> int:
+    """Hold a conversation until /quit or end of input; returns the exit status. ``options``
+    are the run options the session's runs start from (``--workers``, ``--executor``)."""
     console = console or Console(highlight=False)
     attach = session if session is not None and RunFolder(Path(session)).is_run() else None
     if attach is not None:  # --session names a run folder: a new session that works on it
@@ -29,7 +31,9 @@ def run_chat(data: str | None, session: str | None, llm_spec: str | None, trials
     store = SessionStore(runs_root, session or new_session_id())
     try:
         llm, described = make_llm(llm_spec, transcript_path=store.folder / "transcript.jsonl")
-        chat = Chat(store, llm, console, RunOptions(llm=llm_spec if llm is not None else "none"))
+        session_options = (options or RunOptions()).changed(
+            llm=llm_spec if llm is not None else "none")
+        chat = Chat(store, llm, console, session_options)
         _greet(chat, store, described, resumed=session is not None and not store.is_new)
         if trials is not None:
             store.save({"trials": trials})

@@ -36,6 +36,8 @@ class ChatState(TypedDict, total=False):
     asking: str
     run_dir: str
     runs: int
+    workers: int  # /workers K: trials at once in the session's runs
+    executor: str  # /workers K WHERE
 
 
 def new_session_id() -> str:

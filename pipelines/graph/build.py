@@ -43,7 +43,7 @@ def build_graph(ctx: RunContext) -> StateGraph:
     graph.add_conditional_edges("verify_request", after_request, ["plan", "report"])
     graph.add_edge("plan", "model")
     graph.add_edge("model", "schedule")
-    graph.add_conditional_edges("schedule", dispatch, ["tune_plan", "schedule", "finalize"])
+    graph.add_conditional_edges("schedule", lambda s: dispatch(s, ctx), ["tune_plan", "schedule", "finalize"])
     graph.add_edge("tune_plan", "schedule")
     graph.add_edge("finalize", "verify")
     graph.add_conditional_edges("verify", lambda s: after_verify(s, ctx), ["revise", "report"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from math import ceil
 from typing import Any
 
@@ -201,7 +202,7 @@ def time_stop(state: RunState, trials: list[TrialRecord], ctx: RunContext) -> st
         return ""
     limit = ctx.options.time_limit
     now = time.time()
-    if (ctx.pool is not None and ctx.pool.stopped) or now >= deadline:
+    if ctx.stopped or now >= deadline:
         return f"time limit: stopped after {len(trials)} trials ({limit:.0f} s budget)"
     if best_trial(trials, task_of(state).direction) is None:
         return ""  # tune on to the run's end rather than finish with no model
@@ -213,76 +214,149 @@ def time_stop(state: RunState, trials: list[TrialRecord], ctx: RunContext) -> st
     return ""
 
 
-def dispatch(state: RunState) -> list[Send] | str:
-    """One ``tune_plan`` branch per running plan, run in parallel; or the next step."""
+def lanes_of(branches: int, workers: int) -> list[list[int]]:
+    """The lanes of a round (the trials that train at once) for ``branches`` running plans
+    on ``workers`` workers: every plan gets one, and spare workers go to the plans in turn
+    (branch ``i`` gets lanes ``i``, ``i + branches``, ... below ``max(branches, workers)``)."""
+    total = max(branches, workers)
+    return [list(range(i, total, branches)) for i in range(branches)]
+
+
+def dispatch(state: RunState, ctx: RunContext) -> list[Send] | str:
+    """One ``tune_plan`` branch per running plan, run in parallel, each with its lanes of
+    the run's workers; or the next step."""
     if state.get("stop_reason"):
         return "finalize"
     running = open_plans(state)
     if not running:
         return "schedule"
-    return [Send("tune_plan", {**state, "current_plan": plan_id, "slot": slot,
-                               "round_size": len(running)})
-            for slot, plan_id in enumerate(running)]
+    # In the run's own process without --workers, one lane a plan: trials in lockstep rounds,
+    # so a run repeats exactly (threads asking at once would swap configs between numbers).
+    lockstep = ctx.executor_kind == "inprocess" and ctx.options.workers is None
+    workers = len(running) if lockstep else ctx.workers
+    lanes = lanes_of(len(running), workers)
+    return [Send("tune_plan", {**state, "current_plan": plan_id, "lanes": lanes[i],
+                               "lane_count": max(len(running), workers), "lockstep": lockstep})
+            for i, plan_id in enumerate(running)]
 
 
 def tune_plan_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
-    """One trial of one plan, in that plan's own study; in worker processes, more of the
-    plan's trials in this stage while another branch of the round is still training, so a
-    core is not left idle waiting for the round's slowest trial."""
-    task = task_of(state)
-    plans = plans_of(state)
-    plan = plans[state["current_plan"]]
-    history = trials_of(state)
-    own = [t for t in history if t.plan_id == plan.id]
-    base = max((t.number for t in history), default=-1) + 1
-    slot, size = int(state["slot"]), int(state.get("round_size") or 1)
-    total: int | None = None
-    if not state.get("until_deadline"):
-        total = revision_budget(state)
-        if state.get("revision"):  # count the trials of earlier revisions too
-            total += len(history) - len(trials_of(state, set(plans)))
-    records: list[TrialRecord] = []
-    while True:
-        seen = history + records
-        family = next_family(plan.trials, own + records)
-        if family is None or (ctx.pool is not None and ctx.pool.stopped):
-            break  # nothing left, or the time limit stopped the workers: no trial starts
-        number = base + slot + len(records) * size
-        record = ctx.journaled(number, plan.id, family)
-        if record is None:
-            record = run_trial(family, space_of(state, family), state["warm"][family], seen, task,
-                               profile_of(state), ctx.training(state), ctx.options.seed, plan.id,
-                               llm=ctx.llm, llm_budget=ctx.options.llm_budget, number=number,
-                               steps=plan.steps,
-                               halving=halving_for(seen, family, plan.id, ctx.options.halving),
-                               pool=ctx.pool, deadline=lambda: tuning_deadline(state, ctx),
-                               slot=slot, cap=_cap_of(state, ctx, family))
-            _show_trial(ctx, record, current_trials(state, ctx), total, task, plan.id,
-                        len(plans) > 1)
-        else:
-            ctx.progress(f"[resume] trial {number + 1} {family}: finished before the stop; kept")
-        records.append(record)
-        ctx.record_trial(record)
-        if not _train_on(state, ctx, plan.id, own + records, records, base, size):
-            break
+    """One plan's trials of this round, in that plan's own studies: one per lane, each lane
+    a worker; with an executor that can stop trials (worker processes, Ray), a lane goes on
+    with more of the plan's trials while another lane of the round is still training, so a
+    worker is not left idle waiting for the round's slowest trial."""
+    branch = Branch(state, ctx)
+    lanes = list(state.get("lanes") or [0])
+    if len(lanes) == 1:
+        branch.lane(lanes[0])
+    else:
+        with ThreadPoolExecutor(len(lanes), thread_name_prefix="hyperpilot-lane") as threads:
+            list(threads.map(branch.lane, lanes))
+    records = sorted(branch.records, key=lambda r: r.number)
     return {"trials": [r.model_dump(mode="json") for r in records]}
 
 
-def _train_on(state: RunState, ctx: RunContext, plan_id: str, own: list[TrialRecord],
-              records: list[TrialRecord], base: int, size: int) -> bool:
-    """Whether this branch trains another trial of its plan in this round: only with worker
-    processes and other branches still training, while the plan's stage allotment and the
-    tuning time last. Otherwise the branch ends, and says so to the round."""
-    with ctx.round_lock:
-        busy = size - 1 - ctx.rounds_done.get(base, 0)
-        deadline = tuning_deadline(state, ctx)
-        typical = float(np.median([r.seconds for r in records]))
-        go_on = (ctx.pool is not None and not ctx.pool.stopped and ctx.workers > 1
-                 and busy > 0 and len(own) < state["allot"][plan_id]
-                 and (deadline is None or time.time() + typical < deadline))
-        if not go_on:
-            ctx.rounds_done[base] = ctx.rounds_done.get(base, 0) + 1
-        return go_on
+class Branch:
+    """The trials one ``tune_plan`` branch trains: its lanes share the plan's allotment and
+    see each other's running trials (the family chosen counts them, and each ask shows
+    them to the sampler as pending: ``ctx.in_flight``)."""
+
+    def __init__(self, state: RunState, ctx: RunContext) -> None:
+        self.state, self.ctx = state, ctx
+        self.task = task_of(state)
+        self.plans = plans_of(state)
+        self.plan = self.plans[state["current_plan"]]
+        self.history = trials_of(state)
+        self.own = [t for t in self.history if t.plan_id == self.plan.id]
+        self.base = max((t.number for t in self.history), default=-1) + 1
+        self.lane_count = int(state.get("lane_count") or 1)
+        self.total: int | None = None
+        if not state.get("until_deadline"):
+            self.total = revision_budget(state)
+            if state.get("revision"):  # count the trials of earlier revisions too
+                self.total += len(self.history) - len(trials_of(state, set(self.plans)))
+        self.records: list[TrialRecord] = []
+        self.running: list[str] = []  # families of this branch's trials training now
+
+    def lane(self, lane: int) -> None:
+        """Train this lane's trials. In lockstep a lane trains one, numbered ``base + lane``
+        (the same numbers whatever the threads' timing); otherwise the round's trials are
+        numbered on from ``base`` in the order they start."""
+        ctx, base = self.ctx, self.base
+        with ctx.round_lock:
+            ctx.rounds_started[base] = ctx.rounds_started.get(base, 0) + 1
+        k = 0
+        while True:
+            with ctx.round_lock:
+                family = self._claim(first=k == 0)
+                if family is None:
+                    ctx.rounds_done[base] = ctx.rounds_done.get(base, 0) + 1
+                    return
+                if self.state.get("lockstep"):
+                    number = base + lane
+                else:
+                    number = base + ctx.rounds_claimed.get(base, 0)
+                    ctx.rounds_claimed[base] = ctx.rounds_claimed.get(base, 0) + 1
+            try:
+                self._train(family, number)
+            finally:
+                with ctx.round_lock:
+                    self.running.remove(family)
+            k += 1
+
+    def _claim(self, first: bool) -> str | None:
+        """The family of this lane's next trial (counted as running), or None: the workers
+        were stopped, the plan's stage allotment is used up, or, after its first trial, the
+        lane does not go on (``_goes_on``). Called under the round's lock."""
+        if self.ctx.stopped or (not first and not self._goes_on()):
+            return None
+        if len(self.own) + len(self.records) + len(self.running) >= self.state["allot"][self.plan.id]:
+            return None
+        family = next_family(self.plan.trials, self.own + self.records, running=self.running)
+        if family is not None:
+            self.running.append(family)
+        return family
+
+    def _goes_on(self) -> bool:
+        """Whether a lane trains another trial in this round: only where trials flow (an
+        executor that can stop them: lockstep rounds in-process keep a run reproducible),
+        with every lane of the round started and another still training, while the tuning
+        time lasts."""
+        ctx, base = self.ctx, self.base
+        started = ctx.rounds_started.get(base, 0)
+        busy = started - 1 - ctx.rounds_done.get(base, 0)
+        if self.state.get("lockstep") or ctx.executor_kind == "inprocess" or busy <= 0:
+            return False
+        if started < self.lane_count:
+            return False  # a plan waits for a worker: let it have this one
+        deadline = tuning_deadline(self.state, ctx)
+        typical = float(np.median([r.seconds for r in self.records])) if self.records else 0.0
+        return deadline is None or time.time() + typical < deadline
+
+    def _train(self, family: str, number: int) -> None:
+        ctx, state, plan = self.ctx, self.state, self.plan
+        with ctx.round_lock:
+            seen = self.history + self.records
+        record = ctx.journaled(number, plan.id, family)
+        if record is None:
+            record = run_trial(family, space_of(state, family), state["warm"][family], seen,
+                               self.task, profile_of(state), ctx.training(state),
+                               ctx.options.seed, plan.id, llm=ctx.llm,
+                               llm_budget=ctx.options.llm_budget, number=number,
+                               steps=plan.steps,
+                               halving=halving_for(seen, family, plan.id, ctx.options.halving),
+                               executor=ctx.executor,
+                               deadline=lambda: tuning_deadline(state, ctx),
+                               cap=_cap_of(state, ctx, family), in_flight=ctx.in_flight)
+            with ctx.round_lock:  # the trial's place in the run: trials finish out of order
+                place = len({(t.plan_id, t.number) for t in self.history + ctx.live}) + 1
+            _show_trial(ctx, record, current_trials(state, ctx), self.total, self.task, plan.id,
+                        len(self.plans) > 1, place)
+        else:
+            ctx.progress(f"[resume] trial {number + 1} {family}: finished before the stop; kept")
+        with ctx.round_lock:
+            self.records.append(record)
+        ctx.record_trial(record)
 
 
 def _cap_of(state: RunState, ctx: RunContext, family: str) -> Callable[[], float | None]:
@@ -310,7 +384,7 @@ def trial_cap(history: list[TrialRecord], family: str, ctx: RunContext) -> float
 
 
 def _show_trial(ctx: RunContext, record: TrialRecord, history: list[TrialRecord], total: int | None,
-                task: TaskSpec, plan_id: str, several: bool) -> None:
+                task: TaskSpec, plan_id: str, several: bool, place: int) -> None:
     best = best_trial(history + [record], task.direction)
     if record.state == TrialState.PRUNED:
         score = (f"stopped after {record.tuner.get('pruned_rung', '?')} fold(s) at "
@@ -319,6 +393,6 @@ def _show_trial(ctx: RunContext, record: TrialRecord, history: list[TrialRecord]
         score = f"{record.score:.4f}" if record.score is not None else f"FAIL ({record.error[:80]})"
     leader = f"best {best.score:.4f} {best.model}" if best else "no complete trial yet"
     where = f" [{plan_id}]" if several else ""
-    count = f"{record.number + 1}" if total is None else f"{record.number + 1}/{total}"
+    count = f"{place}" if total is None else f"{place}/{total}"
     ctx.progress(f"[tune] trial {count}{where} {record.model}: {score} in "
                  f"{record.seconds:.1f}s; {leader}")

@@ -16,7 +16,8 @@ import pandas as pd
 from hyperpilot.agents.planner import Plan
 from hyperpilot.agents.request import RequestDraft
 from hyperpilot.agents.tuner.agent import TrainingData
-from hyperpilot.agents.tuner.workers import TrialPool
+from hyperpilot.agents.tuner.executors import TrialExecutor, make_executor
+from hyperpilot.agents.tuner.study import InFlight
 from hyperpilot.agents.verifier import Measurements, Revision
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.options import RunOptions
@@ -53,8 +54,9 @@ class RunState(TypedDict, total=False):
     stage: int
     allot: dict[str, int]  # trials each plan may have run by the end of this stage
     current_plan: str  # in a tune_plan branch: the plan it tunes
-    slot: int  # in a tune_plan branch: its place among the branches (for trial numbers)
-    round_size: int  # in a tune_plan branch: how many branches its round has
+    lanes: list[int]  # in a tune_plan branch: its lanes, the trials it trains at once
+    lane_count: int  # in a tune_plan branch: the lanes of its whole round
+    lockstep: bool  # in a tune_plan branch: one trial a lane, numbered by lane
     revision: int
     revisions: list[dict[str, Any]]  # {reason, changed} per revision
     past_plans: list[dict[str, Any]]  # earlier revisions' plans, with their best CV scores
@@ -155,8 +157,14 @@ class RunContext:
     experience: ExperienceStore | None = None
     workers: int = 1  # trials trained at once
     worker_threads: int | None = None  # native threads per trial; None: the library's own
-    # Branches of a round that have stopped training, by the round's first trial number.
+    executor_kind: str = "inprocess"  # where trials train (``executors.make_executor``)
+    # Lanes of a round that have started and that have stopped training, by the round's
+    # first trial number.
+    rounds_started: dict[int, int] = field(default_factory=dict, repr=False)
     rounds_done: dict[int, int] = field(default_factory=dict, repr=False)
+    rounds_claimed: dict[int, int] = field(default_factory=dict, repr=False)  # trials numbered
+    # The trials being trained now, shown to each new ask as pending.
+    in_flight: InFlight = field(default_factory=InFlight, repr=False)
     round_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     # Every trial this process has finished, as soon as it has (the state has a round's
     # trials only once the whole round is in).
@@ -166,27 +174,33 @@ class RunContext:
     paused: float = 0.0
     journal: dict[int, TrialRecord] = field(default_factory=dict, repr=False)
     _training: TrainingData | None = field(default=None, repr=False)
-    _pool: TrialPool | None = field(default=None, repr=False)
+    _executor: TrialExecutor | None = field(default=None, repr=False)
     _oof: OrderedDict[tuple[str, int], np.ndarray] = field(default_factory=OrderedDict,
                                                            repr=False)
 
     def training(self, state: RunState) -> TrainingData:
         """The non-holdout rows and folds, built once from the split in the state; complete
-        trials' out-of-fold predictions go to ``keep_oof``. With a time limit, the worker
-        processes that train the trials start here too (holding the rows, not the hook)."""
+        trials' out-of-fold predictions go to ``keep_oof``. The executor that trains the
+        trials starts here too (worker processes, Ray actors: holding the rows, not the hook)."""
         if self._training is None:
             rows = self.frame.iloc[state["split"]["train"]]
             data = TrainingData.of(rows, task_of(state), self.options.seed)
             self._training = dataclasses.replace(data, keep_oof=self.keep_oof)
-            if self.options.time_limit is not None:
-                self._pool = TrialPool(data, self.workers, self.worker_threads)
-                self._pool.warm()
+            where = self._training if self.executor_kind == "inprocess" else data
+            self._executor = make_executor(self.executor_kind, where, self.workers,
+                                           self.worker_threads)
+            self._executor.warm()
         return self._training
 
     @property
-    def pool(self) -> TrialPool | None:
-        """The worker processes of a run with a time limit (None without one)."""
-        return self._pool
+    def executor(self) -> TrialExecutor | None:
+        """Where the run's trials train (None until the training data is built)."""
+        return self._executor
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the executor has stopped every worker at the time limit."""
+        return self._executor is not None and self._executor.stopped
 
     def started(self, state: RunState) -> float:
         """When the run's clock started (``time.time()`` seconds), moved on by the time a
@@ -215,10 +229,10 @@ class RunContext:
                 self.folder.append_trial(record.model_dump(mode="json"))
 
     def close(self) -> None:
-        """Stop the run's worker processes."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        """Stop the run's workers (processes, Ray actors and a local Ray it started)."""
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
 
     def keep_oof(self, plan_id: str, number: int, oof: np.ndarray) -> None:
         """Save a trial's out-of-fold predictions in the run folder and the memory cache."""

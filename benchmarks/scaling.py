@@ -1,0 +1,259 @@
+"""Trials on several workers: throughput, per-trial overhead, and search quality at equal wall time.
+
+    python benchmarks/scaling.py [--quick] [--out benchmarks/results/scaling]
+
+1. Throughput: real trials (``evaluate_trial`` of a random forest, 5-fold CV, one native
+   thread, sized to about 2 s and about 0.2 s by a bare call first) through each executor
+   (in-process, worker processes, a local Ray) with 1 and 2 workers, as the run's lanes
+   drive them: one thread a worker, each taking the next trial as its last one returns.
+   Trials per second, and the speed-up of 2 workers over 1 on the same executor.
+2. Overhead: a trial that does nothing (``id(data)``), 1 worker, against the bare call; and
+   the start-up (the executor made and its first trial back).
+3. Search quality at equal wall time: whole ``hyperpilot run``s (in this process, rules
+   only, no experience store) with ``--time-limit`` T and ``--workers`` 1 against 2, on
+   scikit-learn's bundled tables, several seeds; CV and holdout scores and trials done.
+
+Results go to the output folder (results.json, summary.md), with the versions that made them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.datasets import make_classification
+from threadpoolctl import threadpool_limits
+
+import hyperpilot
+from hyperpilot.agents.tuner.agent import TrainingData, build_model_pipeline, evaluate_trial
+from hyperpilot.agents.tuner.executors import make_executor
+from hyperpilot.pipelines.options import RunOptions
+from hyperpilot.pipelines.run import run_task
+from hyperpilot.tools.data import profile_table
+from hyperpilot.tools.evaluate import make_folds
+from hyperpilot.tools.types import Budget, TaskSpec
+
+HERE = Path(__file__).resolve().parent
+EXECUTORS = ("inprocess", "process", "ray")
+QUALITY_TASKS = {"breast_cancer": "predict the diagnosis of the tumours, optimise ROC AUC",
+                 "digits": "predict the digit, accuracy",
+                 "wine": "predict the cultivar of each wine, accuracy",
+                 "diabetes": "predict disease progression a year later, mean absolute error"}
+
+
+def setting(rows: int = 1500) -> tuple[TaskSpec, Any, TrainingData]:
+    X, y = make_classification(n_samples=rows, n_features=20, n_informative=8, random_state=0)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(20)]).assign(label=y.astype(str))
+    task = TaskSpec(text="predict label", task_type="binary", target="label", metric="accuracy",
+                    direction="maximize", budget=Budget(trials=5))
+    data = TrainingData(frame.drop(columns="label"), frame["label"],
+                        make_folds(frame["label"].to_numpy(), "binary", 5, 0))
+    return task, profile_table(frame, "label"), data
+
+
+def forest(task: TaskSpec, profile: Any, trees: int) -> Any:
+    # bootstrap off: every fold is fitted (no out-of-bag shortcut), so trees set the length
+    config = {"n_estimators": trees, "max_depth": None, "min_samples_leaf": 1,
+              "max_features": 0.5, "bootstrap": False, "class_weight": None}
+    return build_model_pipeline("random_forest", config, task, profile, seed=0)
+
+
+def bare_seconds(task: TaskSpec, profile: Any, data: TrainingData, trees: int) -> float:
+    with threadpool_limits(limits=1):
+        started = time.perf_counter()
+        evaluate_trial(data, forest(task, profile, trees), task, 0, None, ())
+        return time.perf_counter() - started
+
+
+def sized(task: TaskSpec, profile: Any, data: TrainingData, target: float) -> tuple[int, float]:
+    """Trees for a trial of about ``target`` seconds here, and the bare call's median time."""
+    per_tree = bare_seconds(task, profile, data, 20) / 20
+    trees = max(2, round(target / per_tree))
+    return trees, statistics.median(bare_seconds(task, profile, data, trees) for _ in range(3))
+
+
+def drive(executor: Any, workers: int, n: int, function: Any, *args: Any) -> float:
+    """Seconds for ``n`` trials with ``workers`` threads each taking the next one."""
+    left = [n]
+    lock = threading.Lock()
+
+    def lane() -> None:
+        while True:
+            with lock:
+                if left[0] == 0:
+                    return
+                left[0] -= 1
+            executor.run(function, *args, deadline=time.time() + 3600)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=lane) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def throughput(quick: bool) -> list[dict[str, Any]]:
+    task, profile, data = setting()
+    rows = []
+    for target, n in ((2.0, 6 if quick else 12), (0.2, 20 if quick else 40)):
+        trees, bare = sized(task, profile, data, target)
+        pipeline = forest(task, profile, trees)
+        for kind in EXECUTORS:
+            for workers in (1, 2):
+                started = time.perf_counter()
+                executor = make_executor(kind, data, workers, threads=1)
+                try:
+                    executor.run(id, deadline=time.time() + 600)  # started, data in place
+                    start_seconds = time.perf_counter() - started
+                    with threadpool_limits(limits=1):  # in-process trials: one thread each too
+                        seconds = drive(executor, workers, n, evaluate_trial, pipeline, task, 0,
+                                        None, ())
+                finally:
+                    executor.close()
+                rows.append({"trial": f"~{target:g} s", "bare_seconds": round(bare, 3),
+                             "executor": kind, "workers": workers, "trials": n,
+                             "seconds": round(seconds, 2),
+                             "trials_per_second": round(n / seconds, 3),
+                             "start_seconds": round(start_seconds, 2)})
+                print(rows[-1], flush=True)
+    return rows
+
+
+def overhead(quick: bool) -> list[dict[str, Any]]:
+    task, profile, data = setting()
+    n = 50 if quick else 200
+    started = time.perf_counter()
+    for _ in range(n):
+        id(data)
+    rows = [{"executor": "bare call", "ms_per_trial": round(1000 * (time.perf_counter() - started) / n, 4)}]
+    for kind in EXECUTORS:
+        executor = make_executor(kind, data, 1, threads=1)
+        try:
+            executor.run(id, deadline=time.time() + 600)
+            seconds = drive(executor, 1, n, id)
+        finally:
+            executor.close()
+        rows.append({"executor": kind, "ms_per_trial": round(1000 * seconds / n, 3)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def quality(quick: bool, limit: float, seeds: int) -> list[dict[str, Any]]:
+    rows = []
+    tasks = list(QUALITY_TASKS)[:2] if quick else list(QUALITY_TASKS)
+    for name in tasks:
+        for seed in range(seeds):
+            for workers in (1, 2):
+                with tempfile.TemporaryDirectory() as tmp:
+                    options = RunOptions(time_limit=limit, workers=workers, executor="process",
+                                         llm="none", experience=None, seed=seed)
+                    started = time.perf_counter()
+                    state = run_task(QUALITY_TASKS[name], f"sklearn:{name}", Path(tmp) / "run",
+                                     options)
+                    seconds = time.perf_counter() - started
+                hold, best = state["holdout"], state["best"]
+                final = best.get("final") or {}
+                rows.append({"task": name, "seed": seed, "workers": workers,
+                             "metric": hold["metric"], "direction": state["task"]["direction"],
+                             "cv": final.get("cv_score", best["cv_score"]),
+                             "holdout": hold["score"], "trials": len(state["trials"]),
+                             "seconds": round(seconds, 1), "status": state["status"]})
+                print(rows[-1], flush=True)
+    return rows
+
+
+def summarise(results: dict[str, Any], command: str) -> str:
+    lines = [f"# Scaling: trials on several workers\n\n`{command}`; hyperpilot "
+             f"{hyperpilot.__version__}, Python {platform.python_version()}, scikit-learn "
+             f"{sklearn.__version__}, Ray {results['ray_version']}, {os.cpu_count()} cores, "
+             f"{results['date']}.\n",
+             "## Throughput (trials per second; one native thread a trial)\n",
+             "| trial | executor | 1 worker | 2 workers | 2 / 1 | start-up s |",
+             "|---|---|---|---|---|---|"]
+    table = pd.DataFrame(results["throughput"])
+    for (trial, kind), group in table.groupby(["trial", "executor"], sort=False):
+        one = group[group.workers == 1].iloc[0]
+        two = group[group.workers == 2].iloc[0]
+        lines.append(f"| {trial} (bare {one.bare_seconds:.2f} s) | {kind} | "
+                     f"{one.trials_per_second:.3f} | {two.trials_per_second:.3f} | "
+                     f"{two.trials_per_second / one.trials_per_second:.2f}x | "
+                     f"{one.start_seconds:.1f} / {two.start_seconds:.1f} |")
+    lines += ["", "## Per-trial overhead (a trial that does nothing, 1 worker)\n",
+              "| executor | ms a trial |", "|---|---|"]
+    lines += [f"| {r['executor']} | {r['ms_per_trial']} |" for r in results["overhead"]]
+    quality_rows = pd.DataFrame(results["quality"])
+    if len(quality_rows):
+        lines += ["", f"## Search quality at equal wall time (`--time-limit "
+                  f"{results['time_limit']:g}`, worker processes)\n",
+                  "Higher is better for both scores here (a minimised metric is negated "
+                  "in CV; its holdout is shown as the metric). Difference: 2 workers minus 1, "
+                  "signed so that positive means 2 workers did better.\n",
+                  "| task | seed | metric | CV 1 / 2 | holdout 1 / 2 | trials 1 / 2 | "
+                  "holdout better with 2 |", "|---|---|---|---|---|---|---|"]
+        gains = []
+        for (task, seed), group in quality_rows.groupby(["task", "seed"], sort=False):
+            one = group[group.workers == 1].iloc[0]
+            two = group[group.workers == 2].iloc[0]
+            sign = 1.0 if one.direction == "maximize" else -1.0
+            gain = sign * (two.holdout - one.holdout)
+            gains.append(gain)
+            lines.append(f"| {task} | {seed} | {one.metric} | {one.cv:.4f} / {two.cv:.4f} | "
+                         f"{one.holdout:.4f} / {two.holdout:.4f} | {one.trials} / {two.trials} | "
+                         f"{gain:+.4f} |")
+        trials_ratio = statistics.median(
+            float(g[g.workers == 2].trials.iloc[0]) / max(1, g[g.workers == 1].trials.iloc[0])
+            for _, g in quality_rows.groupby(["task", "seed"]))
+        lines += ["", f"Median holdout difference (2 - 1, better is positive): "
+                  f"{statistics.median(gains):+.4f}; 2 workers better or equal on "
+                  f"{sum(g >= 0 for g in gains)} of {len(gains)}; median ratio of trials done "
+                  f"{trials_ratio:.2f}x."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "scaling")
+    parser.add_argument("--quick", action="store_true", help="fewer trials and tasks")
+    parser.add_argument("--time-limit", type=float, default=30.0)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--skip-quality", action="store_true")
+    args = parser.parse_args()
+    try:
+        import ray
+        ray_version = ray.__version__
+    except ImportError:
+        print("scaling: Ray is not installed (pip install 'hyperpilot[ray]')", file=sys.stderr)
+        return 2
+    np.random.seed(0)
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "ray_version": ray_version,
+                               "time_limit": args.time_limit,
+                               "overhead": overhead(args.quick),
+                               "throughput": throughput(args.quick),
+                               "quality": [] if args.skip_quality else
+                               quality(args.quick, args.time_limit, args.seeds)}
+    command = "python benchmarks/scaling.py" + " ".join(
+        [""] + [a for a in sys.argv[1:] if not a.startswith("--out")])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    summary = summarise(results, command.strip())
+    (args.out / "summary.md").write_text(summary)
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
