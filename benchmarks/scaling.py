@@ -2,8 +2,9 @@
 
     python benchmarks/scaling.py [--quick] [--out benchmarks/results/scaling]
 
-1. Throughput: real trials (``evaluate_trial`` of a random forest, 5-fold CV, one native
-   thread, sized to about 2 s and about 0.2 s by a bare call first) through each executor
+1. Throughput: real trials (``evaluate_trial``, 5-fold CV, one native thread: a random
+   forest sized to about 2 s and a logistic regression to about 0.2 s by bare calls first,
+   on synthetic rows) through each executor
    (in-process, worker processes, a local Ray) with 1 and 2 workers, as the run's lanes
    drive them: one thread a worker, each taking the next trial as its last one returns.
    Trials per second, and the speed-up of 2 workers over 1 on the same executor.
@@ -44,6 +45,7 @@ from hyperpilot.pipelines.run import run_task
 from hyperpilot.tools.data import profile_table
 from hyperpilot.tools.evaluate import make_folds
 from hyperpilot.tools.types import Budget, TaskSpec
+from hyperpilot.tools.zoo import get_model
 
 HERE = Path(__file__).resolve().parent
 EXECUTORS = ("inprocess", "process", "ray")
@@ -70,18 +72,35 @@ def forest(task: TaskSpec, profile: Any, trees: int) -> Any:
     return build_model_pipeline("random_forest", config, task, profile, seed=0)
 
 
-def bare_seconds(task: TaskSpec, profile: Any, data: TrainingData, trees: int) -> float:
+def linear(task: TaskSpec, profile: Any) -> Any:
+    return build_model_pipeline("linear", get_model("linear").defaults("binary"), task, profile,
+                                seed=0)
+
+
+def bare_seconds(pipeline: Any, task: TaskSpec, data: TrainingData) -> float:
     with threadpool_limits(limits=1):
         started = time.perf_counter()
-        evaluate_trial(data, forest(task, profile, trees), task, 0, None, ())
+        evaluate_trial(data, pipeline, task, 0, None, ())
         return time.perf_counter() - started
 
 
-def sized(task: TaskSpec, profile: Any, data: TrainingData, target: float) -> tuple[int, float]:
-    """Trees for a trial of about ``target`` seconds here, and the bare call's median time."""
-    per_tree = bare_seconds(task, profile, data, 20) / 20
-    trees = max(2, round(target / per_tree))
-    return trees, statistics.median(bare_seconds(task, profile, data, trees) for _ in range(3))
+def sized(target: float) -> tuple[TaskSpec, TrainingData, Any, float]:
+    """A trial of about ``target`` seconds here, and its bare call's median time: a random
+    forest whose trees set the length (at least the 50 its space allows) for long trials, a
+    logistic regression whose rows set it for short ones."""
+    if target >= 1.0:
+        task, profile, data = setting(1500)
+        per_tree = bare_seconds(forest(task, profile, 100), task, data) / 100
+        pipeline = forest(task, profile, max(50, round(target / per_tree)))
+    else:
+        rows = 1500
+        for _ in range(3):  # not proportional to rows: a fixed cost per fold, so twice more
+            task, profile, data = setting(rows)
+            rows = max(200, round(rows * target / bare_seconds(linear(task, profile), task, data)))
+        task, profile, data = setting(rows)
+        pipeline = linear(task, profile)
+    return task, data, pipeline, statistics.median(
+        bare_seconds(pipeline, task, data) for _ in range(3))
 
 
 def drive(executor: Any, workers: int, n: int, function: Any, *args: Any) -> float:
@@ -107,11 +126,9 @@ def drive(executor: Any, workers: int, n: int, function: Any, *args: Any) -> flo
 
 
 def throughput(quick: bool) -> list[dict[str, Any]]:
-    task, profile, data = setting()
     rows = []
-    for target, n in ((2.0, 6 if quick else 12), (0.2, 20 if quick else 40)):
-        trees, bare = sized(task, profile, data, target)
-        pipeline = forest(task, profile, trees)
+    for target, n in ((2.0, 6 if quick else 12), (0.2, 20 if quick else 60)):
+        task, data, pipeline, bare = sized(target)
         for kind in EXECUTORS:
             for workers in (1, 2):
                 started = time.perf_counter()
@@ -134,7 +151,7 @@ def throughput(quick: bool) -> list[dict[str, Any]]:
 
 
 def overhead(quick: bool) -> list[dict[str, Any]]:
-    task, profile, data = setting()
+    _, _, data = setting()
     n = 50 if quick else 200
     started = time.perf_counter()
     for _ in range(n):
