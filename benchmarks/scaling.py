@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -49,6 +50,8 @@ from hyperpilot.tools.zoo import get_model
 
 HERE = Path(__file__).resolve().parent
 EXECUTORS = ("inprocess", "process", "ray")
+# Whole runs at equal wall time: sequential, then 2 workers in local processes and on Ray.
+QUALITY_RUNS = ((1, "process"), (2, "process"), (2, "ray"))
 QUALITY_TASKS = {"breast_cancer": "predict the diagnosis of the tumours, optimise ROC AUC",
                  "digits": "predict the digit, accuracy",
                  "wine": "predict the cultivar of each wine, accuracy",
@@ -174,9 +177,9 @@ def quality(quick: bool, limit: float, seeds: int) -> list[dict[str, Any]]:
     tasks = list(QUALITY_TASKS)[:2] if quick else list(QUALITY_TASKS)
     for name in tasks:
         for seed in range(seeds):
-            for workers in (1, 2):
+            for workers, executor in QUALITY_RUNS:
                 with tempfile.TemporaryDirectory() as tmp:
-                    options = RunOptions(time_limit=limit, workers=workers, executor="process",
+                    options = RunOptions(time_limit=limit, workers=workers, executor=executor,
                                          llm="none", experience=None, seed=seed)
                     started = time.perf_counter()
                     state = run_task(QUALITY_TASKS[name], f"sklearn:{name}", Path(tmp) / "run",
@@ -185,6 +188,7 @@ def quality(quick: bool, limit: float, seeds: int) -> list[dict[str, Any]]:
                 hold, best = state["holdout"], state["best"]
                 final = best.get("final") or {}
                 rows.append({"task": name, "seed": seed, "workers": workers,
+                             "executor": executor,
                              "metric": hold["metric"], "direction": state["task"]["direction"],
                              "cv": final.get("cv_score", best["cv_score"]),
                              "holdout": hold["score"], "trials": len(state["trials"]),
@@ -197,7 +201,7 @@ def summarise(results: dict[str, Any], command: str) -> str:
     lines = [f"# Scaling: trials on several workers\n\n`{command}`; hyperpilot "
              f"{hyperpilot.__version__}, Python {platform.python_version()}, scikit-learn "
              f"{sklearn.__version__}, Ray {results['ray_version']}, {os.cpu_count()} cores, "
-             f"{results['date']}.\n",
+             f"{results['date']}, at {results.get('commit') or 'an unknown commit'}.\n",
              "## Throughput (trials per second; one native thread a trial)\n",
              "| trial | executor | 1 worker | 2 workers | 2 / 1 | start-up s |",
              "|---|---|---|---|---|---|"]
@@ -215,29 +219,41 @@ def summarise(results: dict[str, Any], command: str) -> str:
     quality_rows = pd.DataFrame(results["quality"])
     if len(quality_rows):
         lines += ["", f"## Search quality at equal wall time (`--time-limit "
-                  f"{results['time_limit']:g}`, worker processes)\n",
-                  "Higher is better for both scores here (a minimised metric is negated "
-                  "in CV; its holdout is shown as the metric). Difference: 2 workers minus 1, "
-                  "signed so that positive means 2 workers did better.\n",
-                  "| task | seed | metric | CV 1 / 2 | holdout 1 / 2 | trials 1 / 2 | "
-                  "holdout better with 2 |", "|---|---|---|---|---|---|---|"]
-        gains = []
+                  f"{results['time_limit']:g}`, worker processes, default 3 plans)\n",
+                  "Gains are 2 workers minus 1, signed so that positive means 2 workers did "
+                  "better (for a metric to minimise, lower).\n",
+                  "| task | seed | metric | CV 1 / 2 | holdout 1 / 2 | trials 1 / 2 | CV gain | "
+                  "holdout gain |", "|---|---|---|---|---|---|---|---|"]
+        cv_gains, gains = [], []
         for (task, seed), group in quality_rows.groupby(["task", "seed"], sort=False):
             one = group[group.workers == 1].iloc[0]
-            two = group[group.workers == 2].iloc[0]
+            two = group[(group.workers == 2) & (group.executor == "process")].iloc[0]
             sign = 1.0 if one.direction == "maximize" else -1.0
-            gain = sign * (two.holdout - one.holdout)
-            gains.append(gain)
+            cv_gains.append(sign * (two.cv - one.cv))
+            gains.append(sign * (two.holdout - one.holdout))
             lines.append(f"| {task} | {seed} | {one.metric} | {one.cv:.4f} / {two.cv:.4f} | "
                          f"{one.holdout:.4f} / {two.holdout:.4f} | {one.trials} / {two.trials} | "
-                         f"{gain:+.4f} |")
+                         f"{cv_gains[-1]:+.4f} | {gains[-1]:+.4f} |")
+        pairs = quality_rows.groupby(["task", "seed"])
         trials_ratio = statistics.median(
-            float(g[g.workers == 2].trials.iloc[0]) / max(1, g[g.workers == 1].trials.iloc[0])
-            for _, g in quality_rows.groupby(["task", "seed"]))
-        lines += ["", f"Median holdout difference (2 - 1, better is positive): "
-                  f"{statistics.median(gains):+.4f}; 2 workers better or equal on "
-                  f"{sum(g >= 0 for g in gains)} of {len(gains)}; median ratio of trials done "
+            float(g[(g.workers == 2) & (g.executor == "process")].trials.iloc[0])
+            / max(1, g[g.workers == 1].trials.iloc[0]) for _, g in pairs)
+        lines += ["", f"2 workers better or equal on CV in {sum(g >= 0 for g in cv_gains)} of "
+                  f"{len(cv_gains)} (median gain {statistics.median(cv_gains):+.4f}), on the "
+                  f"holdout in {sum(g >= 0 for g in gains)} of {len(gains)} (median gain "
+                  f"{statistics.median(gains):+.4f}); median ratio of trials done "
                   f"{trials_ratio:.2f}x."]
+        on_ray = quality_rows[quality_rows.executor == "ray"]
+        if len(on_ray):
+            lines += ["", "The same runs with `--executor ray --workers 2` (a local Ray started by "
+                      "each run, its start-up inside the limit):\n",
+                      "| task | seed | verified | CV | holdout | trials | seconds |",
+                      "|---|---|---|---|---|---|---|"]
+            lines += [f"| {r.task} | {r.seed} | {'yes' if r.status == 'ok' else r.status} | "
+                      f"{r.cv:.4f} | {r.holdout:.4f} | {r.trials} | {r.seconds} |"
+                      for r in on_ray.itertuples()]
+        verified = (quality_rows.status == "ok").sum()
+        lines += ["", f"Verified: {verified} of {len(quality_rows)} runs."]
     return "\n".join(lines) + "\n"
 
 
@@ -256,14 +272,19 @@ def main() -> int:
         print("scaling: Ray is not installed (pip install 'hyperpilot[ray]')", file=sys.stderr)
         return 2
     np.random.seed(0)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=HERE).stdout.strip()
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "ray_version": ray_version,
+                               "commit": commit,
                                "time_limit": args.time_limit,
                                "overhead": overhead(args.quick),
                                "throughput": throughput(args.quick),
                                "quality": [] if args.skip_quality else
                                quality(args.quick, args.time_limit, args.seeds)}
-    command = "python benchmarks/scaling.py" + " ".join(
-        [""] + [a for a in sys.argv[1:] if not a.startswith("--out")])
+    given = sys.argv[1:]
+    kept = [a for i, a in enumerate(given)
+            if not a.startswith("--out") and not (i and given[i - 1] == "--out")]
+    command = " ".join(["python benchmarks/scaling.py", *kept])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     summary = summarise(results, command.strip())

@@ -167,3 +167,16 @@ def test_ray_missing_is_one_line_before_anything_trains(tmp_path: Path,
     assert capsys.readouterr().err == ("hyperpilot: error: --executor ray needs Ray: "
                                        "pip install 'hyperpilot[ray]'\n")
     assert not out.exists()
+
+
+def test_a_ray_cluster_that_does_not_answer_is_one_line_in_seconds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    out = tmp_path / "run"
+    started = time.time()
+    code = main(["run", "predict the species", "--data", "sklearn:iris", "--executor",
+                 "ray:127.0.0.1:1", "--out", str(out), "--llm", "none", "--no-experience"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("hyperpilot: error: --executor: cannot reach the Ray "
+                                        "cluster at 127.0.0.1:1: ") and err.count("\n") == 1
+    assert time.time() - started < 30 and not out.exists()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +54,64 @@ def import_ray() -> Any:
     return ray
 
 
+# How long a cluster's address may take to answer before the run says it cannot reach it.
+PROBE_SECONDS = 5.0
+# Whether this process started the Ray it is connected to (and so stops it when done).
+_STARTED_HERE = False
+
+
+def connect(address: str | None) -> None:
+    """Start a local Ray (``address`` None) or join the cluster at ``address``, unless this
+    process is connected already: a Ray the caller started is used as it is, and left
+    running. One ``TaskSpecError`` line when Ray is missing or cannot be reached."""
+    global _STARTED_HERE
+    ray = import_ray()
+    if ray.is_initialized():
+        return
+    # Ray's own notices are not the run's progress: what goes wrong in a worker reaches the
+    # run as a failed trial, with the reason.
+    settings: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
+                                "include_dashboard": False}
+    if address is not None:
+        unreachable = _unreachable(address)
+        if unreachable:  # Ray itself would wait minutes, printing retries, before giving up
+            raise TaskSpecError(f"--executor: cannot reach the Ray cluster at {address}: "
+                                f"{unreachable}")
+    try:
+        if address is None:
+            ray.init(num_cpus=os.cpu_count() or 1, **settings)
+        else:
+            ray.init(address=address, **settings)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise TaskSpecError(f"--executor: cannot reach {where}: {first}") from None
+    _STARTED_HERE = True
+
+
+def _unreachable(address: str, seconds: float = PROBE_SECONDS) -> str:
+    """Why nothing answers at a cluster's ``HOST:PORT`` (``ray://`` too), or '' when it
+    answers or the address is one Ray resolves itself (``auto``)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return "" if address == "auto" else "expected HOST:PORT, ray://HOST:PORT or auto"
+    try:
+        with socket.create_connection((host, int(port)), timeout=seconds):
+            return ""
+    except OSError as err:
+        return err.strerror or type(err).__name__
+
+
+def disconnect() -> None:
+    """Stop the Ray ``connect`` started (a no-op for one it found running, or none)."""
+    global _STARTED_HERE
+    if _STARTED_HERE:
+        ray = import_ray()
+        if ray.is_initialized():
+            ray.shutdown()
+        _STARTED_HERE = False
+
+
 class _Worker:
     """A Ray actor holding the run's training data (Ray resolves the object reference it is
     made with to the data itself, once)."""
@@ -71,8 +130,9 @@ class _Worker:
 
 class RayPool:
     """``workers`` Ray actors holding ``data``; ``run`` evaluates one trial on an idle one.
-    ``address`` is a cluster's (``ray:ADDRESS``), or None for a local Ray started here (and
-    shut down by ``close``). The contract is ``executors.TrialExecutor``'s."""
+    ``address`` is a cluster's (``ray:ADDRESS``), or None for a local Ray (``connect``;
+    ``close`` stops it if it was started for this pool). The contract is
+    ``executors.TrialExecutor``'s."""
 
     kind = "ray"
 
@@ -81,8 +141,7 @@ class RayPool:
         self.ray = import_ray()
         self.workers = max(1, workers)
         self.address = address
-        self._owns = False
-        self._connect(address, threads)
+        connect(address)
         resources = self.ray.cluster_resources()
         share = float(resources.get("CPU", 1)) / self.workers
         # Native threads per actor (one on small data), and the CPUs each reserves: no more
@@ -97,26 +156,6 @@ class RayPool:
         self._actors: dict[bool, list[Any]] = {False: [self._new_actor(False)
                                                        for _ in range(self.workers)], True: []}
         self._idle: dict[bool, list[int]] = {False: list(range(self.workers)), True: []}
-
-    def _connect(self, address: str | None, threads: int | None) -> None:
-        ray = self.ray
-        if ray.is_initialized():  # the caller's Ray: used as it is, and left running
-            return
-        # Ray's own notices are not the run's progress: what goes wrong in a worker reaches
-        # the run as a failed trial, with the reason.
-        settings: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR,
-                                    "include_dashboard": False}
-        try:
-            if address is None:
-                ray.init(num_cpus=os.cpu_count() or 1, **settings)
-            else:
-                ray.init(address=address, **settings)
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            where = f"the Ray cluster at {address}" if address else "a local Ray"
-            raise TaskSpecError(f"--executor: cannot start {where}: "
-                                f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
-                                ) from None
-        self._owns = True
 
     def _new_actor(self, gpu: bool) -> Any:
         options: dict[str, Any] = {"num_cpus": self._reserve, "max_restarts": 0}
@@ -210,8 +249,6 @@ class RayPool:
             self._lock.notify_all()
 
     def close(self) -> None:
-        """Stop the actors, and the local Ray this pool started."""
+        """Stop the actors, and the Ray ``connect`` started, if it did."""
         self.stop()
-        if self._owns and self.ray.is_initialized():
-            self.ray.shutdown()
-            self._owns = False
+        disconnect()

@@ -233,6 +233,10 @@ class RunContext:
         if self._executor is not None:
             self._executor.close()
             self._executor = None
+        if self.executor_kind.startswith("ray"):
+            from hyperpilot.agents.tuner.ray_executor import disconnect
+
+            disconnect()  # the run may end before its trials start
 
     def keep_oof(self, plan_id: str, number: int, oof: np.ndarray) -> None:
         """Save a trial's out-of-fold predictions in the run folder and the memory cache."""
