@@ -35,7 +35,8 @@ from hyperpilot.agents.tuner.ray_executor import RayPool  # noqa: E402
 @pytest.fixture(scope="module", autouse=True)
 def local_ray() -> Iterator[None]:
     """One local Ray for the module (pools use a Ray that is running and leave it so)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    # One GPU declared (none needs to exist): Ray places GPU actors by the resource alone.
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
              logging_level="ERROR", runtime_env={"env_vars": {
                  "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent),
                                                 os.environ.get("PYTHONPATH", "")])}})
@@ -72,6 +73,17 @@ def test_ray_workers_keep_the_executor_contract(tmp_path: Path) -> None:
     finally:
         pool.close()
     assert ray.is_initialized()  # the caller's Ray is left running
+
+
+def test_trials_of_a_gpu_family_get_a_gpu_of_their_own_where_the_cluster_has_one() -> None:
+    pool = RayPool(_data(), workers=2, threads=1)
+    try:
+        assert pool.gpus == 1
+        assert pool.run(worker_faults.visible_gpus, deadline=time.time() + 120, gpu=True) == "0"
+        assert pool.run(worker_faults.visible_gpus, deadline=time.time() + 120) != "0"
+        assert len(pool._actors[True]) == 1  # one GPU: one GPU actor, made when first needed
+    finally:
+        pool.close()
 
 
 def _ray_workers() -> dict[int, str]:

@@ -38,3 +38,8 @@ def sleep_then_rows(data: Any, seconds: float) -> int:
 
 def fail(data: Any) -> int:
     raise ValueError("a trial's own error")
+
+
+def visible_gpus(data: Any) -> str:
+    """The GPUs this worker may use, as Ray gives them (CUDA_VISIBLE_DEVICES)."""
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "unset")

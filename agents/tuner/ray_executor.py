@@ -159,8 +159,8 @@ class RayPool:
 
     def _new_actor(self, gpu: bool) -> Any:
         options: dict[str, Any] = {"num_cpus": self._reserve, "max_restarts": 0}
-        if gpu:
-            options["num_gpus"] = 1
+        if gpu:  # a GPU trial takes a lane whose CPU actor waits: its CPUs are reserved there
+            options.update(num_cpus=0, num_gpus=1)
         return self._actor_class.options(**options).remote(self._data, self.threads)
 
     def warm(self) -> None:
