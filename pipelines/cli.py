@@ -188,10 +188,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _worker_flags(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--workers", type=int, default=None,
+    command.add_argument("--workers", type=int, default=None, metavar="K",
                          help="trials trained at once (default: one per plan); alone, in "
                               "local worker processes")
-    command.add_argument("--executor", default=None,
+    command.add_argument("--executor", default=None, metavar="WHERE",
                          help="where trials train: process (local worker processes), ray (a "
                               "local Ray, with the [ray] extra), ray:ADDRESS (a Ray cluster) "
                               "or inprocess (default auto: worker processes with --time-limit "
