@@ -102,7 +102,7 @@ def run(task: str, data: DataSource, *, out: str | Path | None = None, llm: Any 
 
 
 def resume(run_dir: str | Path, *, llm: Any = None, data: pd.DataFrame | None = None,
-           progress: Callable[[str], None] | None = None) -> RunResult:
+           progress: Callable[[str], None] | None = None, **where: Any) -> RunResult:
     """Go on with a run that was stopped or killed, with its own options, and return it
     finished: its finished trials are kept and none is trained twice.
 
@@ -111,11 +111,13 @@ def resume(run_dir: str | Path, *, llm: Any = None, data: pd.DataFrame | None = 
         llm: an ``LLMClient`` to use instead of the one the run's options name.
         data: the run's table again, for a run made from a DataFrame.
         progress: called with each progress line (default: logged at INFO).
+        **where: ``workers`` and ``executor``, to train the rest elsewhere (another
+            machine's cluster, more workers); the run's other options stay as they were.
     """
     from hyperpilot.pipelines.continue_run import resume_run
 
     frame = None if data is None else checked_table(data, "the DataFrame")
-    resume_run(Path(run_dir), llm=llm, frame=frame, progress=progress or log.info)
+    resume_run(Path(run_dir), llm=llm, frame=frame, progress=progress or log.info, where=where)
     return load(run_dir)
 
 

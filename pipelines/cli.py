@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: refuse, and say how to resume it)")
     resume = commands.add_parser("resume", help="go on with a run that was stopped or killed")
     resume.add_argument("run_dir", type=Path, help="the run folder of the stopped run")
+    _worker_flags(resume)  # where its trials train may change; the rest of its options may not
     chat = commands.add_parser("chat", help="a conversation: describe, run, ask, refine, predict")
     chat.add_argument("--data", default=None, help="CSV or Parquet file, or sklearn:NAME")
     chat.add_argument("--session", default=None,
@@ -241,7 +242,10 @@ def _resume(args: argparse.Namespace) -> int:
     from hyperpilot.pipelines.continue_run import resume_run
 
     try:
-        state = resume_run(args.run_dir, progress=lambda line: print(line, flush=True))
+        where = {name: getattr(args, name) for name in ("workers", "executor")
+                 if getattr(args, name) is not None}
+        state = resume_run(args.run_dir, progress=lambda line: print(line, flush=True),
+                           where=where)
     except HyperpilotError:
         raise
     except Exception:

@@ -74,8 +74,13 @@ def continue_run(run_dir: Path, *, more: int = 0, family: str | None = None,
         close_llm(ctx.llm)
 
 
+# The options a resumed run may change: where its trials train, not what they are.
+WHERE_OPTIONS = ("workers", "executor")
+
+
 def resume_run(run_dir: Path, *, llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
-               progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+               progress: Callable[[str], None] = lambda line: None,
+               where: dict[str, Any] | None = None) -> dict[str, Any]:
     """Resume the stopped or killed run in ``run_dir`` with its own options, and return its
     final state: what the run would have ended with had it not been stopped.
 
@@ -83,6 +88,8 @@ def resume_run(run_dir: Path, *, llm: LLMClient | None = None, frame: pd.DataFra
     ``trials.jsonl``) are taken as they are instead of being trained again; trials that were
     still training when the run stopped are trained once more. With a time limit, the time
     the run was stopped for does not count. ``llm`` and ``frame`` are as for ``continue_run``.
+    ``where`` may change where the trials train (``workers``, ``executor``: a cluster run
+    resumed on another machine, or with more workers) and nothing else; the run keeps it.
     """
     folder = RunFolder(run_dir)
     if not folder.is_run():
@@ -95,8 +102,17 @@ def resume_run(run_dir: Path, *, llm: LLMClient | None = None, frame: pd.DataFra
         raise DataError(f"the run in {run_dir} stopped before its first step; start it again "
                         "with `hyperpilot run ... --restart`")
     options = folder.load_options() or legacy_options(values)
+    if where:
+        unknown = sorted(set(where) - set(WHERE_OPTIONS))
+        if unknown:
+            raise TaskSpecError(f"a resumed run keeps its options; only "
+                                f"{', '.join(WHERE_OPTIONS)} "
+                                f"may change, not {', '.join(unknown)}")
+        options = options.changed(**where)
     table = _table(values, frame)
     ctx, _ = run_context(folder, table, options, llm, progress)
+    if where:
+        folder.save_options(options)
     try:
         known = {int(t["number"]) for t in values.get("trials", [])}
         journal = [TrialRecord.model_validate(t) for t in folder.read_trials()

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from hyperpilot.agents.llm import LLMClient, make_llm
 from hyperpilot.agents.llm.deadline import CallTimes, TimedLLM, default_times_path
 from hyperpilot.agents.tuner.executors import resolve_kind
-from hyperpilot.agents.tuner.ray_executor import connect
+from hyperpilot.agents.tuner.ray_executor import cluster_gpus, connect
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.graph import RunContext, RunState, build_graph
 from hyperpilot.pipelines.graph.schedule import FINISH_RESERVE_SECONDS, FINISH_SHARE_OF_TIME
@@ -101,6 +101,7 @@ def run_context(folder: RunFolder, frame: pd.DataFrame, options: RunOptions,
                                      workers_given=options.workers is not None)
     if ctx.executor_kind.startswith("ray"):  # a missing extra or cluster: one line, now
         connect(ctx.executor_kind.partition(":")[2] or None)
+        ctx.cuda = ctx.cuda or cluster_gpus() > 0  # the planner plans for the cluster's GPUs
     if ctx.executor_kind == "inprocess" and options.time_limit is not None:
         progress("[run] --executor inprocess: a trial that has started runs to its end, "
                  "past the time limit if it must")

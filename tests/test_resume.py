@@ -157,6 +157,21 @@ def test_a_stopped_run_resumes_in_process_and_its_pause_does_not_count(tmp_path:
     assert sorted(t["number"] for t in read_jsonl(out / "trials.jsonl")) == list(range(6))
 
 
+def test_a_resumed_run_may_train_elsewhere_but_keeps_its_other_options(tmp_path: Path) -> None:
+    import hyperpilot
+    from hyperpilot.tools.errors import TaskSpecError
+
+    out = tmp_path / "run"
+    options = RunOptions(llm="none", trials=6, experience=None, seed=4)
+    with pytest.raises(KeyboardInterrupt):
+        run_task(TASK, "sklearn:iris", out, options, progress=_stop_at(2))
+    with pytest.raises(TaskSpecError, match="only workers, executor may change, not trials"):
+        hyperpilot.resume(out, trials=20)
+    result = hyperpilot.resume(out, workers=2, executor="process")
+    assert result.verified and result.result["trials"] == 6
+    assert RunFolder(out).load_options() == options.changed(workers=2, executor="process")
+
+
 def test_an_out_path_that_is_a_file_is_one_line_even_with_an_llm(tmp_path: Path) -> None:
     taken = tmp_path / "notes.txt"
     taken.write_text("mine\n")

@@ -102,6 +102,11 @@ def _unreachable(address: str, seconds: float = PROBE_SECONDS) -> str:
         return err.strerror or type(err).__name__
 
 
+def cluster_gpus() -> int:
+    """The GPUs of the Ray this process is connected to."""
+    return int(import_ray().cluster_resources().get("GPU", 0))
+
+
 def disconnect() -> None:
     """Stop the Ray ``connect`` started (a no-op for one it found running, or none)."""
     global _STARTED_HERE

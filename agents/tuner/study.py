@@ -216,20 +216,23 @@ class Study:
 
 class InFlight:
     """The trials asked and not yet told across the workers of a run, by study (a key such
-    as ``(plan id, family)``). ``asking(key)`` holds the lock while a study is rebuilt and
-    asked, and gives the trials other workers have in flight for it, to pass as the study's
-    ``pending``; ``add`` the asked trial before leaving, ``told`` once it is told. Two
-    workers asking at once thus never get the same config, and each proposal sees the
-    others as fantasies."""
+    as ``(plan id, family)``). ``asking(key)`` holds that study's lock while it is rebuilt
+    and asked, and gives the trials other workers have in flight for it, to pass as the
+    study's ``pending``; ``add`` the asked trial before leaving, ``told`` once it is told.
+    Two workers asking one study at once thus never get the same config, and each proposal
+    sees the others as fantasies; asks of different studies do not wait for each other."""
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # guards the two dicts
+        self._asking: dict[Hashable, threading.Lock] = {}
         self._trials: dict[Hashable, dict[int, Trial]] = {}
 
     @contextmanager
     def asking(self, key: Hashable) -> Iterator[list[Trial]]:
         with self._lock:
-            yield list(self._trials.get(key, {}).values())
+            lock = self._asking.setdefault(key, threading.Lock())
+        with lock:
+            yield self.of(key)
 
     def add(self, key: Hashable, trial: Trial) -> None:
         with self._lock:
