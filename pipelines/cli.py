@@ -239,10 +239,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from hyperpilot.pipelines.continue_run import resume_run
+    from hyperpilot.pipelines.continue_run import WHERE_OPTIONS, resume_run
 
     try:
-        where = {name: getattr(args, name) for name in ("workers", "executor")
+        where = {name: getattr(args, name) for name in WHERE_OPTIONS
                  if getattr(args, name) is not None}
         state = resume_run(args.run_dir, progress=lambda line: print(line, flush=True),
                            where=where)
@@ -298,8 +298,9 @@ def _run_file(args: argparse.Namespace) -> int:
 
 def _chat(args: argparse.Namespace) -> int:
     from hyperpilot.pipelines.chat.repl import run_chat
+    from hyperpilot.pipelines.continue_run import WHERE_OPTIONS
 
-    given = {name: getattr(args, name) for name in ("workers", "executor")
+    given = {name: getattr(args, name) for name in WHERE_OPTIONS
              if getattr(args, name) is not None}
     return run_chat(args.data, args.session, args.llm, args.trials, args.runs,
                     options=RunOptions.of(given))

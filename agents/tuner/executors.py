@@ -20,7 +20,6 @@ kind trains them.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -65,7 +64,6 @@ class InProcess:
         self.data = data
         self.workers = max(1, workers)
         self._stopped = False
-        self._lock = threading.Lock()
 
     @property
     def stopped(self) -> bool:
@@ -78,14 +76,12 @@ class InProcess:
             cap: Bound | None = None, gpu: bool = False) -> R:
         end = _value(deadline)
         if self._stopped or time.time() >= (math.inf if end is None else end):
-            with self._lock:
-                self._stopped = True
+            self._stopped = True
             raise TrialStopped("not started: the time limit is reached", 0.0)
         return function(self.data, *args)
 
     def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
+        self._stopped = True
 
     def close(self) -> None:
         self.stop()

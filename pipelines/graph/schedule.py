@@ -325,7 +325,7 @@ class Branch:
         ctx, base = self.ctx, self.base
         started = ctx.rounds_started.get(base, 0)
         busy = started - 1 - ctx.rounds_done.get(base, 0)
-        if self.state.get("lockstep") or ctx.executor_kind == "inprocess" or busy <= 0:
+        if ctx.executor_kind == "inprocess" or busy <= 0:  # lockstep rounds are in-process
             return False
         if started < self.lane_count:
             return False  # a plan waits for a worker: let it have this one

@@ -186,8 +186,7 @@ class RunContext:
             rows = self.frame.iloc[state["split"]["train"]]
             data = TrainingData.of(rows, task_of(state), self.options.seed)
             self._training = dataclasses.replace(data, keep_oof=self.keep_oof)
-            where = self._training if self.executor_kind == "inprocess" else data
-            self._executor = make_executor(self.executor_kind, where, self.workers,
+            self._executor = make_executor(self.executor_kind, data, self.workers,
                                            self.worker_threads)
             self._executor.warm()
         return self._training
