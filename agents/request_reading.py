@@ -158,7 +158,7 @@ def _text_words(text: str) -> list[tuple[str, int]]:
 
 _CUE = re.compile(r"\b(predict\w*|forecast\w*|estimat\w*|classify|classif\w+|model(?:l?ing)?|"
                   r"tell (?:if|whether|apart|us|me)|tell(?=\s+(?:\w+\s+){1,4}apart\b)|guess|detect|flag|"
-                  r"identify|separate\w*|"
+                  r"identify|recogni[sz]e|separate\w*|"
                   r"distinguish|whether|which(?=\s+\w+(?:\s+\w+)?\s+(?:do|does|did)\b)|into|who|"
                   r"how (?:many|much)|what is|what's|what (?:are|will|would|do|does)|target|label|likely to|"
                   r"will (?:a|an|the|each|this|my|our)\s+\w+|"
@@ -750,7 +750,7 @@ _NOT_ML = re.compile(r"^\s*(?:(?:please|pls|can you|could you|just)\s+)*(plot|ch
 _ML = re.compile(r"\b(predict\w*|forecast\w*|classif\w*|model\w*|estimat\w*|regress\w*|train\w*|"
                  r"machine learning|ml|tell (?:if|whether|apart)|tell \w+(?: \w+)? from|"
                  r"tell (?:\w+ ){1,4}apart|separat\w+|"
-                 r"distinguish|detect\w*|flag\w*|screen\w*|likely|pricing|"
+                 r"distinguish|detect\w*|flag\w*|screen\w*|recogni[sz]\w*|identif\w*|likely|pricing|"
                  r"which \w+(?: \w+)? (?:will|would|are likely|is likely)|will\b|whether|guess|"
                  r"score|f1|auc|rmse|mae|accuracy|target|label)\b", re.IGNORECASE)
 _DESCRIPTIVE = re.compile(r"\b(bar chart|chart|plot|histogram|cross[\s-]*tab\w*|pivot|were there|"
