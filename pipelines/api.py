@@ -51,6 +51,11 @@ class RunResult:
         """The winner's mean cross-validated score on the training rows."""
         return float(self.result["best"]["cv_score"])
 
+    @property
+    def report(self) -> Path:
+        """The run's ``report.html`` (plots, decisions, verification), to open in a browser."""
+        return RunFolder(self.run_dir).report_html
+
     def predict(self, data: DataSource) -> pd.DataFrame:
         """Predictions on new rows (a file, ``sklearn:NAME`` or a DataFrame): a ``prediction``
         column, and ``proba_<class>`` columns for classifiers."""

@@ -1,12 +1,15 @@
-"""The ``hyperpilot`` command line: ``run`` and ``predict``."""
+"""The ``hyperpilot`` command line: ``run``, ``resume``, ``chat``, ``predict``, ``report``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import tempfile
+import time
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -90,12 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ship the model fitted on the training rows only (default: once the "
                           "holdout has scored it, it is refit on every row, holdout included)")
     _worker_flags(run)
+    _live_flag(run)
     run.add_argument("--restart", action="store_true",
                      help="start over in an --out folder that holds a run which did not finish "
                           "(default: refuse, and say how to resume it)")
     resume = commands.add_parser("resume", help="go on with a run that was stopped or killed")
     resume.add_argument("run_dir", type=Path, help="the run folder of the stopped run")
     _worker_flags(resume)  # where its trials train may change; the rest of its options may not
+    _live_flag(resume)
     chat = commands.add_parser("chat", help="a conversation: describe, run, ask, refine, predict")
     chat.add_argument("--data", default=None, help="CSV or Parquet file, or sklearn:NAME")
     chat.add_argument("--session", default=None,
@@ -116,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--strict", action="store_true",
                          help="refuse rows whose numeric columns hold values that are not numbers "
                               "(default: read them as missing, with a warning per column)")
+    report = commands.add_parser("report", help="draw a finished run's plots, report.md and "
+                                                "report.html again from its folder")
+    report.add_argument("run_dir", type=Path, help="a run folder written by 'hyperpilot run'")
     doctor = commands.add_parser("doctor", help="check the LLM a run would use, with one real call")
     doctor.add_argument("--llm", default=None, help="the --llm to check (default: as 'run' would)")
     _add_bench(commands)
@@ -177,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             return _bench(args)
         if args.command == "resume":
             return _resume(args)
+        if args.command == "report":
+            return _report(args)
         return _run(args) if args.command == "run" else _predict(args)
     except HyperpilotError as err:
         print(f"hyperpilot: error: {err}", file=sys.stderr)
@@ -197,6 +207,25 @@ def _worker_flags(command: argparse.ArgumentParser) -> None:
                               "local Ray, with the [ray] extra), ray:ADDRESS (a Ray cluster) "
                               "or inprocess (default auto: worker processes with --time-limit "
                               "or --workers, else this process)")
+
+
+def _live_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--no-live", action="store_true",
+                         help="print the run's lines only, without the live progress bar "
+                              "(which shows only in a terminal anyway)")
+
+
+@contextlib.contextmanager
+def _output(args: argparse.Namespace, limit: float | None,
+            started: float) -> Iterator[tuple[Callable[[str], None], Any]]:
+    """The run's ``progress`` and ``watch`` callbacks: in a terminal, a live view (lines
+    above a progress bar); else plain lines."""
+    from rich.console import Console
+
+    from hyperpilot.pipelines.live import live_or_lines
+
+    with live_or_lines(Console(), limit, started, live=not args.no_live) as callbacks:
+        yield callbacks
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -227,10 +256,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.data is None:
         raise HyperpilotError("no data given; pass --data FILE.csv or --data sklearn:NAME")
     out = args.out = args.out or default_out_dir(args.task)  # named if the run is interrupted
+    started = process_started_at()
     try:
-        state = run_task(args.task, args.data, out, options,
-                         progress=lambda line: print(line, flush=True),
-                         started_at=process_started_at(), restart=args.restart)
+        with _output(args, options.time_limit, started) as (progress, watch):
+            state = run_task(args.task, args.data, out, options, progress=progress,
+                             started_at=started, restart=args.restart, watch=watch)
     except HyperpilotError:
         raise
     except Exception:  # an internal fault: one line for the user, the trace in a log
@@ -244,13 +274,22 @@ def _resume(args: argparse.Namespace) -> int:
     try:
         where = {name: getattr(args, name) for name in WHERE_OPTIONS
                  if getattr(args, name) is not None}
-        state = resume_run(args.run_dir, progress=lambda line: print(line, flush=True),
-                           where=where)
+        with _output(args, None, time.time()) as (progress, watch):
+            state = resume_run(args.run_dir, progress=progress, where=where, watch=watch)
     except HyperpilotError:
         raise
     except Exception:
         return _internal_error(args.run_dir)
     return _summarise(state, args.run_dir)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hyperpilot.pipelines.report.rebuild import rebuild_report
+
+    folder = rebuild_report(args.run_dir)
+    print(f"report: {folder.report_html} and {folder.report} ({len(list(folder.plots.glob('*.png')))} "
+          f"plots in {folder.plots})")
+    return EXIT_OK
 
 
 def _internal_error(out: Path) -> int:
@@ -318,7 +357,8 @@ def _summarise(state: dict, out: Path) -> int:
             if final.get("kind") == "ensemble" else best["model"])
     score = final.get("cv_score", best["cv_score"])
     print(f"{name}: CV {hold['metric']} {score:.4f}, holdout "
-          f"{hold['score']:.4f}; verification {status}; report: {out / 'report.md'}")
+          f"{hold['score']:.4f}; verification {status}; report: {out / 'report.html'} "
+          f"(and report.md)")
     if status != "ok":
         failed = [n for n in ("request", "execution", "implementation")
                   if state["verification"][n]["status"] == "fail"]

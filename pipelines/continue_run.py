@@ -23,7 +23,7 @@ from hyperpilot.agents.llm import LLMClient
 from hyperpilot.agents.planner import eligible_families, respread, widen
 from hyperpilot.agents.tuner.agent import family_searches
 from hyperpilot.pipelines.folder import RunFolder
-from hyperpilot.pipelines.graph.state import RunContext, event, plan_of, profile_of, task_of
+from hyperpilot.pipelines.graph.state import RunContext, Tick, event, plan_of, profile_of, task_of
 from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.run import (
     checkpointed_state,
@@ -80,7 +80,8 @@ WHERE_OPTIONS = ("workers", "executor")
 
 def resume_run(run_dir: Path, *, llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
                progress: Callable[[str], None] = lambda line: None,
-               where: dict[str, Any] | None = None) -> dict[str, Any]:
+               where: dict[str, Any] | None = None,
+               watch: Callable[[Tick], None] | None = None) -> dict[str, Any]:
     """Resume the stopped or killed run in ``run_dir`` with its own options, and return its
     final state: what the run would have ended with had it not been stopped.
 
@@ -90,6 +91,7 @@ def resume_run(run_dir: Path, *, llm: LLMClient | None = None, frame: pd.DataFra
     the run was stopped for does not count. ``llm`` and ``frame`` are as for ``continue_run``.
     ``where`` may change where the trials train (``workers``, ``executor``: a cluster run
     resumed on another machine, or with more workers) and nothing else; the run keeps it.
+    ``watch`` is called after each trial, as for ``run_task``.
     """
     folder = RunFolder(run_dir)
     if not folder.is_run():
@@ -110,7 +112,7 @@ def resume_run(run_dir: Path, *, llm: LLMClient | None = None, frame: pd.DataFra
                                 f"may change, not {', '.join(unknown)}")
         options = options.changed(**where)
     table = _table(values, frame)
-    ctx, _ = run_context(folder, table, options, llm, progress)
+    ctx, _ = run_context(folder, table, options, llm, progress, watch)
     if where:
         folder.save_options(options)
     try:

@@ -34,10 +34,13 @@ MARKER = ".hyperpilot-run"
 MODEL, RESULT, LEADERBOARD = "model.joblib", "result.json", "leaderboard.csv"
 TRIALS, REPORT, TRANSCRIPT = "trials.jsonl", "report.md", "transcript.jsonl"
 HOLDOUT, CHECKPOINTS, LOG, OPTIONS = "holdout.parquet", "checkpoints.sqlite", "hyperpilot.log", "options.json"
+REPORT_HTML, PREDICTIONS, EVALUATION = "report.html", "holdout_predictions.parquet", "evaluation.json"
 OOF = "oof"  # a folder: one out-of-fold prediction array per complete trial
+PLOTS = "plots"  # a folder: the report's figures
 # Only these are ever removed when a run folder is reused; anything else in it stays.
 RUN_FILES = (MODEL, RESULT, LEADERBOARD, TRIALS, REPORT, TRANSCRIPT, HOLDOUT, CHECKPOINTS,
-             f"{CHECKPOINTS}-wal", f"{CHECKPOINTS}-shm", LOG, OPTIONS)
+             f"{CHECKPOINTS}-wal", f"{CHECKPOINTS}-shm", LOG, OPTIONS, REPORT_HTML, PREDICTIONS,
+             EVALUATION)
 
 
 class _File:
@@ -59,6 +62,8 @@ class RunFolder:
     model, result, leaderboard = _File(MODEL), _File(RESULT), _File(LEADERBOARD)
     trials, report, transcript = _File(TRIALS), _File(REPORT), _File(TRANSCRIPT)
     holdout, checkpoints, log, options = _File(HOLDOUT), _File(CHECKPOINTS), _File(LOG), _File(OPTIONS)
+    report_html, predictions, evaluation = _File(REPORT_HTML), _File(PREDICTIONS), _File(EVALUATION)
+    plots = _File(PLOTS)
 
     # --- what a run is ---------------------------------------------------------------
 
@@ -99,7 +104,8 @@ class RunFolder:
         if self.path.exists() and any(self.path.iterdir()):
             for name in RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
-            shutil.rmtree(self.path / OOF, ignore_errors=True)
+            for name in (OOF, PLOTS):
+                shutil.rmtree(self.path / name, ignore_errors=True)
             replaced = True
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -128,17 +134,26 @@ class RunFolder:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", plan_id) or "plan"
         return self.path / OOF / f"{safe}-{number}.npy"
 
+    def save_evaluation(self, predictions: pd.DataFrame, facts: dict[str, Any]) -> None:
+        """Keep what the report's plots are drawn from: the holdout predictions of the model
+        the holdout scored, and the facts beside them (classes, importances)."""
+        save_frame(predictions, self.predictions)
+        write_json(self.evaluation, facts)
+
     def append_trial(self, trial: dict[str, Any]) -> None:
         """Add a finished trial to ``trials.jsonl`` as soon as it finishes (the journal a
         resumed run takes its finished trials from); the report rewrites the file whole."""
         append_jsonl(self.trials, trial)
 
     def write_records(self, result: dict[str, Any], trials: list[dict[str, Any]],
-                      board: pd.DataFrame, report: str) -> None:
+                      board: pd.DataFrame) -> None:
         write_json(self.result, result)
         write_jsonl(self.trials, trials)
         write_text(self.leaderboard, board.to_csv(index=False))
-        write_text(self.report, report)
+
+    def write_reports(self, markdown: str, html: str) -> None:
+        write_text(self.report, markdown)
+        write_text(self.report_html, html)
 
     def write_log(self, text: str) -> bool:
         """Keep a traceback in the folder's log; False when there is no folder to keep it in."""
@@ -177,6 +192,13 @@ class RunFolder:
 
     def read_holdout(self) -> pd.DataFrame:
         return pd.read_parquet(self.holdout)
+
+    def read_evaluation(self) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+        """The holdout predictions and evaluation facts; (None, {}) for a run that kept none
+        (one made before they were kept, or stopped before a model was chosen)."""
+        if not (self.predictions.is_file() and self.evaluation.is_file()):
+            return None, {}
+        return pd.read_parquet(self.predictions), dict(json.loads(self.evaluation.read_text()))
 
     def load_oof(self, plan_id: str, number: int) -> np.ndarray | None:
         """A trial's out-of-fold predictions, or None when none were kept."""

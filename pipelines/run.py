@@ -26,6 +26,7 @@ from hyperpilot.agents.tuner.ray_executor import cluster_gpus, connect
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.graph import RunContext, RunState, build_graph
 from hyperpilot.pipelines.graph.schedule import FINISH_RESERVE_SECONDS, FINISH_SHARE_OF_TIME
+from hyperpilot.pipelines.graph.state import Tick
 from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.tools.data import load_table
 from hyperpilot.tools.errors import DataError, HyperpilotError, TaskSpecError
@@ -47,7 +48,8 @@ def default_out_dir(text: str) -> Path:
 def run_task(text: str, source: str, out: Path, options: RunOptions | None = None, *,
              progress: Callable[[str], None] = lambda line: None,
              llm: LLMClient | None = None, frame: pd.DataFrame | None = None,
-             started_at: float | None = None, restart: bool = False) -> dict[str, Any]:
+             started_at: float | None = None, restart: bool = False,
+             watch: Callable[[Tick], None] | None = None) -> dict[str, Any]:
     """Run one task end to end and return the final state; the run folder holds the artifacts.
 
     ``options`` (``RunOptions``; the defaults when None) are saved in the run folder, so a
@@ -57,7 +59,8 @@ def run_task(text: str, source: str, out: Path, options: RunOptions | None = Non
     anything is written to ``out``. ``options.time_limit`` counts from ``started_at``
     (``time.time()`` seconds; the command line passes its process's start), else from now.
     A folder holding a run that did not finish is refused (resume it with ``resume_run``)
-    unless ``restart``, which starts it over.
+    unless ``restart``, which starts it over. ``watch`` is called after each trial with where
+    the run stands (a live view).
     """
     started_at = time.time() if started_at is None else started_at
     options = options or RunOptions()
@@ -66,7 +69,7 @@ def run_task(text: str, source: str, out: Path, options: RunOptions | None = Non
     frame = load_table(source) if frame is None else frame
     folder = RunFolder(out)
     folder.check(restart)  # before the LLM's transcript is made in it
-    ctx, described = run_context(folder, frame, options, llm, progress)
+    ctx, described = run_context(folder, frame, options, llm, progress, watch)
     if folder.prepare(restart):
         progress(f"[run] replacing the earlier run in {out}")
     folder.save_options(options)
@@ -84,7 +87,8 @@ def run_task(text: str, source: str, out: Path, options: RunOptions | None = Non
 
 
 def run_context(folder: RunFolder, frame: pd.DataFrame, options: RunOptions,
-                llm: LLMClient | None, progress: Callable[[str], None]) -> tuple[RunContext, str]:
+                llm: LLMClient | None, progress: Callable[[str], None],
+                watch: Callable[[Tick], None] | None = None) -> tuple[RunContext, str]:
     """What a run's nodes share, and a line saying which LLM it talks to. The user's
     knowledge folder is read here, so a bad one fails before anything is written."""
     cards = shipped_cards() + (user_cards(options.knowledge) if options.knowledge else [])
@@ -95,6 +99,8 @@ def run_context(folder: RunFolder, frame: pd.DataFrame, options: RunOptions,
     ctx = RunContext(frame=frame, folder=folder, options=options, llm=llm, progress=progress,
                      cuda=cuda_available(), cards=cards,
                      experience=experience_store(options.experience))
+    if watch is not None:
+        ctx.watch = watch
     ctx.workers = concurrency(ctx)
     ctx.worker_threads = threads_for(len(frame), ctx.workers)
     ctx.executor_kind = resolve_kind(options.executor, time_limit=options.time_limit,

@@ -41,6 +41,7 @@ def test_a_dataframe_run_loads_back_the_same(tmp_path: Path) -> None:
                             trials=2)
     assert result.metric == "accuracy" and result.verified and result.run_dir == tmp_path / "r"
     assert list(result.leaderboard["rank"]) == [1, 2]
+    assert result.report == tmp_path / "r" / "report.html" and "<img" in result.report.read_text()
     again = hyperpilot.load(tmp_path / "r")
     assert again.holdout_score == result.holdout_score and again.best_model == result.best_model
     rows = frame.drop(columns=["species"]).head(4)

@@ -7,6 +7,7 @@ with or without an LLM; free text goes to the intent agent (its rules without an
 from __future__ import annotations
 
 import shlex
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from hyperpilot.pipelines.chat.spec import preview, run_text, settled, spec_line
 from hyperpilot.pipelines.continue_run import checkpointed_trials, continue_run, resume_run
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.graph.intake import ASK_LLM_WHEN_UNSURE
+from hyperpilot.pipelines.live import live_or_lines
 from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.predict import predict_rows, write_predictions
 from hyperpilot.pipelines.run import checkpointed_state, run_task
@@ -246,8 +248,9 @@ class Chat:
         self.store.save({"run_dir": str(out), "runs": self.store.state.get("runs", 0) + 1})
         self.say(f"Running in {out} (Ctrl-C stops it and keeps finished trials).")
         options = self.run_options(spec["trials"])
-        state = run_task(run_text(spec), self.store.state["data"], out, options,
-                         progress=self.progress, frame=self.frame(), llm=self.llm)
+        with self.live(options.time_limit) as (progress, watch):
+            state = run_task(run_text(spec), self.store.state["data"], out, options,
+                             progress=progress, frame=self.frame(), llm=self.llm, watch=watch)
         self._finished(state)
 
     def more(self, trials: int, family: str | None) -> None:
@@ -265,7 +268,9 @@ class Chat:
             self.say(f"The run in {run_dir} has finished; /more N adds trials to it.")
             return
         self.say(f"Resuming {run_dir} where it stopped.")
-        state = resume_run(run_dir, progress=self.progress, frame=self.frame(), llm=self.llm)
+        with self.live(None) as (progress, watch):
+            state = resume_run(run_dir, progress=progress, frame=self.frame(), llm=self.llm,
+                               watch=watch)
         self._finished(state)
 
     def attach(self, path: str) -> None:
@@ -299,6 +304,11 @@ class Chat:
 
     def progress(self, line: str) -> None:
         self.console.print(f"  {escape(line)}", style="dim")
+
+    def live(self, limit: float | None) -> Any:
+        """A run's ``progress`` and ``watch``: the lines, dim and indented, above a live
+        progress bar in a terminal."""
+        return live_or_lines(self.console, limit, time.time(), indent="  ", style="dim")
 
     def _finished(self, state: dict[str, Any]) -> None:
         if state.get("status") == "rejected":

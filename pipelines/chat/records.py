@@ -73,9 +73,15 @@ def _tried(result: dict[str, Any], board: pd.DataFrame) -> dict[str, Any]:
 
 
 def importance(run_dir: Path, result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Permutation importance of the saved model on the run's holdout rows."""
-    task = result["task"]
+    """Permutation importance on the run's holdout rows: as the run took it, of the model
+    fitted on the training rows; for a folder that kept none, of the saved model (which may
+    have been refit on those rows too: an older run's only record)."""
     folder = RunFolder(run_dir)
+    _, facts = folder.read_evaluation()
+    kept = (facts.get("importance") or {}).get("table")
+    if kept:
+        return list(kept)
+    task = result["task"]
     rows, model = folder.read_holdout(), folder.load_model()
     X, y = rows.drop(columns=[task["target"]]), rows[task["target"]]
     return permutation_importance(model, X, y, result["features"], task["metric"],

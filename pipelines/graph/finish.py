@@ -33,8 +33,10 @@ from hyperpilot.pipelines.graph.state import (
     task_of,
     trials_of,
 )
+from hyperpilot.tools.ensemble import model_features
 from hyperpilot.tools.errors import HyperpilotError
 from hyperpilot.tools.evaluate import score_pipeline
+from hyperpilot.tools.evaluation import bounded_importance, holdout_predictions
 from hyperpilot.tools.types import TrialRecord, TrialState, best_trial
 
 # A revision starts only while at least this share of --time-limit is left.
@@ -46,6 +48,12 @@ VERIFY_RESERVE_SECONDS = 8.0
 # measuring did, and at least the floor (the fresh-process reload alone).
 VERIFY_PER_MEASURE = 2.0
 VERIFY_FLOOR_SECONDS = 3.0
+# After verifying, drawing the plots and writing report.html take about this long.
+REPORT_SECONDS = 1.5
+# The report's permutation importances take at most this long, and at most this share of
+# --time-limit (they run before the refit on every row, which is dropped if time runs out).
+IMPORTANCE_SECONDS = 20.0
+IMPORTANCE_TIME_SHARE = 0.05
 
 
 def winner(trials: list[TrialRecord], direction: str, limit: float | None = None) -> TrialRecord:
@@ -67,9 +75,9 @@ def finalize_node(state: RunState, ctx: RunContext) -> dict[str, Any]:
 
 
 def finish_deadline(started: float, limit: float | None) -> float | None:
-    """When refitting must be done (``time.time()`` based) to leave time to verify, for a run
-    whose clock started at ``started``; None without a time limit."""
-    return None if limit is None else started + limit - VERIFY_RESERVE_SECONDS
+    """When refitting must be done (``time.time()`` based) to leave time to verify and
+    report, for a run whose clock started at ``started``; None without a time limit."""
+    return None if limit is None else started + limit - VERIFY_RESERVE_SECONDS - REPORT_SECONDS
 
 
 def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[str, Any]:
@@ -105,6 +113,8 @@ def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[s
                        ctx.options.seed)
     ctx.progress(f"[holdout] {task.metric} {measured.holdout_score:.4f} on {len(y_hold)} rows "
                  "never seen in tuning")
+    keep_evaluation(ctx, state, model, X_hold, y_hold,
+                    measured.deployment.latency_ms_per_row_batch / 1000, deadline)
     shipped = refit_every_row(ctx, state, choice, data, X_hold, y_hold, fit_seconds,
                               refit_deadline(deadline, time.time() - measuring))
     return {
@@ -120,6 +130,35 @@ def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[s
         "deployment": measured.deployment.model_dump(),
         "leak_screen": measured.leak_screen.model_dump(),
     }
+
+
+def keep_evaluation(ctx: RunContext, state: RunState, model: Any, X_hold: pd.DataFrame,
+                    y_hold: pd.Series, seconds_per_row: float, deadline: float | None) -> None:
+    """Save the holdout predictions and permutation importances of the model the holdout
+    scored, for the report's plots: after a refit on every row, the saved model has seen
+    those rows, and its errors and importances on them would flatter it."""
+    task, profile = task_of(state), profile_of(state)
+    predictions, classes = holdout_predictions(model, X_hold, y_hold)
+    budget = importance_budget(ctx.options.time_limit, deadline)
+    found = bounded_importance(model, X_hold, y_hold, model_features(model, profile), task.metric,
+                               task.positive_class, seconds_per_row, budget, ctx.options.seed)
+    if found.table:
+        top = ", ".join(f"{r['feature']} {r['importance']:.4f}" for r in found.table[:3])
+        ctx.progress(f"[holdout] permutation importance ({found.note}): {top}")
+    else:
+        ctx.progress(f"[holdout] permutation importance {found.note}")
+    ctx.folder.save_evaluation(predictions, {
+        "model": "fitted on the training rows; scored on the holdout",
+        "classes": classes, "positive_class": task.positive_class,
+        "importance": found.model_dump()})
+
+
+def importance_budget(limit: float | None, deadline: float | None) -> float:
+    """The seconds the report's importances may take: ``IMPORTANCE_SECONDS``, and under a
+    time limit its ``IMPORTANCE_TIME_SHARE`` and no more than is left before ``deadline``."""
+    if limit is None or deadline is None:
+        return IMPORTANCE_SECONDS
+    return max(0.0, min(IMPORTANCE_SECONDS, IMPORTANCE_TIME_SHARE * limit, deadline - time.time()))
 
 
 def refit_deadline(deadline: float | None, measure_seconds: float) -> float | None:

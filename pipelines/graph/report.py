@@ -1,5 +1,5 @@
-"""The report node: result.json, leaderboard.csv, trials.jsonl and report.md, and the run
-added to the experience store."""
+"""The report node: result.json, leaderboard.csv, trials.jsonl, the plots, report.md and
+report.html, and the run added to the experience store."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.graph.state import (
     RunContext,
     RunState,
@@ -18,6 +19,8 @@ from hyperpilot.pipelines.graph.state import (
     task_of,
     trials_of,
 )
+from hyperpilot.pipelines.report import figures
+from hyperpilot.pipelines.report.html import render_html
 from hyperpilot.tools.experience import experience_of
 from hyperpilot.tools.types import best_trial
 
@@ -166,22 +169,44 @@ def _deployment(state: RunState) -> dict[str, Any] | None:
 
 def write_run_folder(state: RunState, ctx: RunContext) -> None:
     board = leaderboard(state)
-    ctx.folder.write_records(result_document(state, ctx), trial_rows(state), board,
-                             render_report(state, ctx, board))
+    result = result_document(state, ctx)
+    ctx.folder.write_records(result, trial_rows(state), board)
+    ctx.progress("[report] drawing the plots")
+    write_reports(state, result, board, ctx.folder)
+    ctx.progress(f"[report] {ctx.folder.report_html}")
 
 
-def render_report(state: RunState, ctx: RunContext, board: pd.DataFrame) -> str:
-    """``report.md``: what was asked, what was tried, what won and why, the holdout score."""
-    parts = [f"# hyperpilot run\n\n> {state['text']}\n", _asked(state, ctx.options.seed),
-             _decisions(state)]
+def write_reports(state: RunState, result: dict[str, Any], board: pd.DataFrame,
+                  folder: RunFolder) -> None:
+    """The plots, ``report.md`` and ``report.html``, from the run's state and its
+    ``result.json`` document (``hyperpilot report DIR`` calls this again)."""
+    drawn = figures.draw(dict(state), folder)
+    folder.write_reports(render_report(state, board, result["llm"], result["seed"], drawn, folder),
+                         render_html(dict(state), result, board, drawn, folder))
+
+
+def render_report(state: RunState, board: pd.DataFrame, usage: dict[str, Any], seed: int,
+                  drawn: figures.Figures | None = None, folder: RunFolder | None = None) -> str:
+    """``report.md``: what was asked, what was tried, what won and why, the holdout score,
+    and links to the plots."""
+    parts = [f"# hyperpilot run\n\n> {state['text']}\n", _asked(state, seed), _decisions(state)]
     if state.get("status") == "rejected":
         reasons = state["verification"]["request"]["reasons"]
         parts.append("## Stopped at the request check\n\n" + _bullets(reasons))
     else:
         parts += [_data(state), _plan(state), _revisions(state), _tried(state, board),
-                  _winner(state, board), _verification(state)]
-    parts.append(_usage(ctx))
+                  _winner(state, board), _plots(drawn, folder), _verification(state)]
+    parts.append(_usage(usage))
     return "\n".join(p for p in parts if p).rstrip() + "\n"
+
+
+def _plots(drawn: figures.Figures | None, folder: RunFolder | None) -> str:
+    if drawn is None or folder is None or not (drawn.plots or drawn.notes):
+        return ""
+    text = "## Plots\n\nAll of them, with the rest of this report, in `report.html`.\n\n"
+    text += "".join(f"![{p.title}]({p.relative(folder)})\n\n*{p.title}.* {p.caption}\n\n"
+                    for p in drawn.plots)
+    return text + "".join(f"- {note}\n" for note in drawn.notes)
 
 
 def _bullets(lines: list[str]) -> str:
@@ -333,8 +358,7 @@ def _verification(state: RunState) -> str:
     return text
 
 
-def _usage(ctx: RunContext) -> str:
-    usage = llm_usage(ctx)
+def _usage(usage: dict[str, Any]) -> str:
     return (f"## LLM usage\n\n{usage['calls']} calls, {usage['prompt_tokens']} prompt tokens, "
             f"{usage['completion_tokens']} completion tokens. Every request and reply is in "
             f"`transcript.jsonl`.\n")

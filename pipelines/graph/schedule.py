@@ -20,6 +20,7 @@ from hyperpilot.pipelines.graph.planning import revision_budget
 from hyperpilot.pipelines.graph.state import (
     RunContext,
     RunState,
+    Tick,
     event,
     plans_of,
     profile_of,
@@ -351,7 +352,7 @@ class Branch:
             with ctx.round_lock:  # the trial's place in the run: trials finish out of order
                 place = len({(t.plan_id, t.number) for t in self.history + ctx.live}) + 1
             _show_trial(ctx, record, current_trials(state, ctx), self.total, self.task, plan.id,
-                        len(self.plans) > 1, place)
+                        len(self.plans) > 1, place, ctx.started(state))
         else:
             ctx.progress(f"[resume] trial {number + 1} {family}: finished before the stop; kept")
         with ctx.round_lock:
@@ -384,7 +385,7 @@ def trial_cap(history: list[TrialRecord], family: str, ctx: RunContext) -> float
 
 
 def _show_trial(ctx: RunContext, record: TrialRecord, history: list[TrialRecord], total: int | None,
-                task: TaskSpec, plan_id: str, several: bool, place: int) -> None:
+                task: TaskSpec, plan_id: str, several: bool, place: int, started: float) -> None:
     best = best_trial(history + [record], task.direction)
     if record.state == TrialState.PRUNED:
         score = (f"stopped after {record.tuner.get('pruned_rung', '?')} fold(s) at "
@@ -396,3 +397,6 @@ def _show_trial(ctx: RunContext, record: TrialRecord, history: list[TrialRecord]
     count = f"{place}" if total is None else f"{place}/{total}"
     ctx.progress(f"[tune] trial {count}{where} {record.model}: {score} in "
                  f"{record.seconds:.1f}s; {leader}")
+    ctx.watch(Tick(place, total, None if best is None else best.score,
+                   "" if best is None else best.model, task.metric, started,
+                   ctx.options.time_limit))

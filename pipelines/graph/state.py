@@ -140,6 +140,20 @@ def best_record(state: RunState) -> TrialRecord:
 
 # --- what nodes share but never checkpoint ------------------------------------------------
 
+@dataclass(frozen=True)
+class Tick:
+    """Where a run stands after a trial, for a live view: trials done of the budget, the
+    best score so far, and the run's clock (``time.time()`` seconds)."""
+
+    done: int
+    total: int | None
+    best: float | None
+    best_model: str
+    metric: str
+    started: float
+    limit: float | None
+
+
 # Out-of-fold arrays held in memory; the rest are read back from the run folder.
 OOF_CACHE_SIZE = 24
 
@@ -152,6 +166,7 @@ class RunContext:
     options: RunOptions = field(default_factory=RunOptions)
     llm: Any = None
     progress: Callable[[str], None] = lambda line: None
+    watch: Callable[[Tick], None] = lambda tick: None  # after each trial: a live view
     cuda: bool = False
     cards: list[Card] = field(default_factory=shipped_cards)
     experience: ExperienceStore | None = None
