@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hyperpilot.tools import plots
 from hyperpilot.tools.evaluation import (
     MIN_REPEATS,
+    MIN_ROWS,
     REPEATS,
     bounded_importance,
     holdout_predictions,
-    importance_shape,
+    repeats_within,
 )
+from hyperpilot.tools.importance import MAX_ROWS
 
 
 @pytest.fixture(scope="module")
@@ -116,27 +120,60 @@ def test_regression_plots_draw_every_row() -> None:
     assert np.allclose(residual.collections[0].get_offsets()[:, 1], y - pred)
 
 
-def test_importance_shape_takes_fewer_rows_then_fewer_shuffles_within_the_budget() -> None:
-    assert importance_shape(10, 5000, 1e-6, 10.0) == (2000, REPEATS)
-    rows, repeats = importance_shape(10, 5000, 1e-3, 30.0)  # 51 calls: 588 rows at 5 repeats
-    assert repeats == REPEATS and 500 < rows < 2000
-    rows, repeats = importance_shape(100, 5000, 1e-3, 50.0)
-    assert rows >= 200 and repeats < REPEATS
-    assert importance_shape(100, 5000, 1e-2, 1.0) is None
-    assert importance_shape(3, 50, 1.0, 1e9) == (50, REPEATS)  # a small holdout, whole
+def test_shuffles_within_the_budget() -> None:
+    assert repeats_within(10.0, 10, 0.01) == REPEATS  # 99 calls fit: five shuffles at most
+    assert repeats_within(0.5, 10, 0.01) == 4
+    assert repeats_within(0.15, 10, 0.01) == 0  # one shuffle gives no spread: none
+    assert repeats_within(-1.0, 10, 0.01) == 0
 
 
-def test_bounded_importance_says_why_it_skipped(iris_frame) -> None:
+class SlowModel:
+    """A classifier whose scoring takes a known time per row (and a fixed part)."""
+
+    def __init__(self, model, per_row: float, fixed: float = 0.0) -> None:
+        self.model, self.per_row, self.fixed = model, per_row, fixed
+        self.classes_ = model.classes_
+
+    def fit(self, X, y):  # scikit-learn checks that it has one; never called
+        raise AssertionError("a fitted model is never fitted again")
+
+    def predict(self, X):
+        time.sleep(self.fixed + self.per_row * len(X))
+        return self.model.predict(X)
+
+
+@pytest.fixture(scope="module")
+def fitted(iris_frame):
     from sklearn.linear_model import LogisticRegression
 
-    X, y = iris_frame.drop(columns=["species"]), iris_frame["species"]
-    model = LogisticRegression(max_iter=500).fit(X, y)
-    found = bounded_importance(model, X, y, list(X.columns), "accuracy", None, 1e-5, 5.0)
-    assert len(found.table) == 4 and found.repeats == REPEATS and found.rows == len(X)
+    frame = pd.concat([iris_frame] * 14, ignore_index=True)  # 2,100 rows
+    X, y = frame.drop(columns=["species"]), frame["species"]
+    return LogisticRegression(max_iter=500).fit(X, y), X, y
+
+
+def test_bounded_importance_takes_what_fits(fitted) -> None:
+    model, X, y = fitted
+    found = bounded_importance(model, X, y, list(X.columns), "accuracy", None, 10.0)
+    assert len(found.table) == 4 and found.repeats == REPEATS and found.rows == MAX_ROWS
     assert found.table[0]["importance"] >= found.table[-1]["importance"]
-    skipped = bounded_importance(model, X, y, list(X.columns), "accuracy", None, 1.0, 1.0)
-    assert skipped.table == [] and "more than the 1 s left" in skipped.note
-    assert MIN_REPEATS >= 2  # a spread needs two shuffles
+    assert found.seconds < 10.0
+
+
+def test_bounded_importance_takes_fewer_rows_when_the_model_is_slow(fitted) -> None:
+    model, X, y = fitted
+    slow = SlowModel(model, per_row=1e-4)  # 0.2 s a call on 2,000 rows: 9 calls take 1.8 s
+    found = bounded_importance(slow, X, y, list(X.columns), "accuracy", None, 1.0)
+    assert found.table and MIN_ROWS <= found.rows < MAX_ROWS and found.repeats >= MIN_REPEATS
+    assert found.seconds < 1.0 * 1.5
+
+
+def test_bounded_importance_says_why_it_skipped(fitted) -> None:
+    model, X, y = fitted
+    slow = SlowModel(model, per_row=0.0, fixed=0.05)  # fewer rows do not help
+    skipped = bounded_importance(slow, X, y, list(X.columns), "accuracy", None, 0.2)
+    assert skipped.table == [] and "more than the 0 s left for it" in skipped.note
+    none_left = bounded_importance(model, X, y, list(X.columns), "accuracy", None, 0.0)
+    assert none_left.table == [] and none_left.note.startswith("not computed")
 
 
 def test_holdout_predictions_keep_every_class_probability(iris_frame) -> None:

@@ -204,6 +204,10 @@ def test_scripted_llm_drives_every_agent(scripted, tmp_path) -> None:
     assert result["llm"]["calls"] == len(fake.calls) == 6  # the request is read by the rules
     assert result["verification"]["concerns"] == ["the holdout is small"]
     assert "plan-1 (won) (llm)" in (tmp_path / "run" / "report.md").read_text()
+    page = (tmp_path / "run" / "report.html").read_text()
+    # The page says which decisions the LLM made: the plan, and the review of the facts.
+    assert '<td class="by-llm">LLM</td><td>plan-1:' in page
+    assert 'Review (by <span class="by-llm">LLM</span>)' in page
 
 
 def test_a_recorded_transcript_replays_the_same_run(tmp_path, scripted) -> None:

@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from hyperpilot.tools.evaluate import score_pipeline
 from hyperpilot.tools.importance import MAX_ROWS, permutation_importance
 
 # Shuffles per feature, most and fewest (a spread needs two); rows, fewest.
 REPEATS, MIN_REPEATS, MIN_ROWS = 5, 2, 200
+ROW_MARGIN = 0.8
 
 
 class Importance(BaseModel):
@@ -46,52 +48,67 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def importance_shape(n_features: int, n_rows: int, seconds_per_row: float,
-                     budget: float) -> tuple[int, int] | None:
-    """How many rows and shuffles per feature fit ``budget`` seconds, at one predict call per
-    shuffle and ``seconds_per_row`` a row: the most rows (up to ``MAX_ROWS``) at ``REPEATS``,
-    then fewer shuffles, down to ``MIN_ROWS`` and ``MIN_REPEATS``; None when even that
-    does not fit."""
-    rows = min(n_rows, MAX_ROWS)
-    for repeats in range(REPEATS, MIN_REPEATS - 1, -1):
-        calls = n_features * repeats + 1
-        fits = int(budget / max(calls * seconds_per_row, 1e-12))
-        if fits >= min(rows, MIN_ROWS):
-            return min(rows, fits), repeats
-    return None
+def repeats_within(budget: float, n_features: int, call_seconds: float) -> int:
+    """How many shuffles of each of ``n_features`` columns fit ``budget`` seconds at
+    ``call_seconds`` a scoring call (one for the unshuffled score, one per shuffle), at most
+    ``REPEATS``; 0 when fewer than ``MIN_REPEATS`` fit."""
+    fits = int((budget - call_seconds) / max(n_features * call_seconds, 1e-12))
+    return min(fits, REPEATS) if fits >= MIN_REPEATS else 0
 
 
 def bounded_importance(model: Any, X: pd.DataFrame, y: pd.Series, features: list[str],
-                       metric: str, positive_class: Any, seconds_per_row: float,
-                       budget: float, seed: int = 0) -> Importance:
-    """Permutation importance of ``model`` on holdout rows, sized to finish within ``budget``
-    seconds (``importance_shape``); an empty table with the reason when it cannot.
+                       metric: str, positive_class: Any, budget: float,
+                       seed: int = 0) -> Importance:
+    """Permutation importance of ``model`` on holdout rows within ``budget`` seconds: one
+    scoring call is timed on up to ``MAX_ROWS`` rows, and as many shuffles as fit are taken
+    (at most ``REPEATS``); when two do not fit, on fewer rows (timed again, at least
+    ``MIN_ROWS``); else an empty table with the reason.
 
     Args:
         model: the fitted model, taking raw columns; never fitted on ``X``.
         X: holdout rows, raw columns; y: their targets.
         features: the columns to shuffle.
         metric: the run's metric; positive_class: its positive label, if binary.
-        seconds_per_row: the model's measured batch prediction time per row.
-        budget: the seconds the importances may take.
+        budget: the seconds the importances may take, the timing included.
         seed: seeds the row sample and the shuffles.
     """
     if not features or len(X) == 0:
         return Importance(note="no features or no holdout rows to shuffle")
-    shape = importance_shape(len(features), len(X), seconds_per_row, budget)
-    if shape is None:
-        calls = len(features) * MIN_REPEATS + 1
-        need = calls * seconds_per_row * min(len(X), MIN_ROWS)
-        return Importance(note=f"not computed: shuffling {len(features)} columns would take "
-                               f"about {math.ceil(need)} s, more than the {budget:.0f} s left "
-                               "for it")
-    rows, repeats = shape
-    if rows < len(X):
-        sample = np.random.default_rng(seed).choice(len(X), rows, replace=False)
-        X, y = X.iloc[np.sort(sample)], y.iloc[np.sort(sample)]
     started = time.perf_counter()
-    table = permutation_importance(model, X, y, features, metric, positive_class,
+    rows = min(len(X), MAX_ROWS)
+    while True:
+        X_rows, y_rows = _sample(X, y, rows, seed)
+        call = time_scoring(model, X_rows, y_rows, metric, positive_class)
+        left = budget - (time.perf_counter() - started)
+        repeats = repeats_within(left, len(features), call)
+        if repeats:
+            break
+        # A call costs about its rows' share (a fixed part makes it more: the margin), so
+        # fewer rows, timed again, if that may fit.
+        fewer = int(ROW_MARGIN * rows * left / max((len(features) * MIN_REPEATS + 1) * call, 1e-12))
+        if rows <= MIN_ROWS or fewer < MIN_ROWS or left <= 0:
+            need = (len(features) * MIN_REPEATS + 1) * call
+            return Importance(note=f"not computed: shuffling {len(features)} columns would take "
+                                   f"about {math.ceil(need)} s, more than the {max(left, 0):.0f} "
+                                   "s left for it")
+        rows = min(fewer, rows - 1)
+    table = permutation_importance(model, X_rows, y_rows, features, metric, positive_class,
                                    n_repeats=repeats, seed=seed)
-    seconds = time.perf_counter() - started
-    return Importance(table=table, rows=rows, repeats=repeats, seconds=round(seconds, 3),
+    return Importance(table=table, rows=rows, repeats=repeats,
+                      seconds=round(time.perf_counter() - started, 3),
                       note=f"{repeats} shuffles of each column on {rows} holdout rows")
+
+
+def _sample(X: pd.DataFrame, y: pd.Series, rows: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    if rows >= len(X):
+        return X, y
+    picked = np.sort(np.random.default_rng(seed).choice(len(X), rows, replace=False))
+    return X.iloc[picked], y.iloc[picked]
+
+
+def time_scoring(model: Any, X: pd.DataFrame, y: pd.Series, metric: str,
+                 positive_class: Any) -> float:
+    """Seconds one scoring call of ``model`` on these rows takes, as a shuffle's would."""
+    started = time.perf_counter()
+    score_pipeline(model, X.copy(), y, metric, positive_class)
+    return time.perf_counter() - started

@@ -51,7 +51,7 @@ VERIFY_FLOOR_SECONDS = 3.0
 # After verifying, drawing the plots and writing report.html take about this long.
 REPORT_SECONDS = 1.5
 # The report's permutation importances take at most this long, and at most this share of
-# --time-limit (they run before the refit on every row, which is dropped if time runs out).
+# --time-limit, of the time the refit on every row leaves before verifying must start.
 IMPORTANCE_SECONDS = 20.0
 IMPORTANCE_TIME_SHARE = 0.05
 
@@ -113,10 +113,11 @@ def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[s
                        ctx.options.seed)
     ctx.progress(f"[holdout] {task.metric} {measured.holdout_score:.4f} on {len(y_hold)} rows "
                  "never seen in tuning")
-    keep_evaluation(ctx, state, model, X_hold, y_hold,
-                    measured.deployment.latency_ms_per_row_batch / 1000, deadline)
-    shipped = refit_every_row(ctx, state, choice, data, X_hold, y_hold, fit_seconds,
-                              refit_deadline(deadline, time.time() - measuring))
+    # The refit on every row comes first (it makes the model better, the importances only
+    # describe it); the importances then take what time is left, of the model measured here.
+    late = refit_deadline(deadline, time.time() - measuring)
+    shipped = refit_every_row(ctx, state, choice, data, X_hold, y_hold, fit_seconds, late)
+    keep_evaluation(ctx, state, model, X_hold, y_hold, late)
     return {
         "shipped": shipped,
         "plan": plan.model_dump(),
@@ -133,7 +134,7 @@ def finalize(state: RunState, ctx: RunContext, deadline: float | None) -> dict[s
 
 
 def keep_evaluation(ctx: RunContext, state: RunState, model: Any, X_hold: pd.DataFrame,
-                    y_hold: pd.Series, seconds_per_row: float, deadline: float | None) -> None:
+                    y_hold: pd.Series, deadline: float | None) -> None:
     """Save the holdout predictions and permutation importances of the model the holdout
     scored, for the report's plots: after a refit on every row, the saved model has seen
     those rows, and its errors and importances on them would flatter it."""
@@ -141,7 +142,7 @@ def keep_evaluation(ctx: RunContext, state: RunState, model: Any, X_hold: pd.Dat
     predictions, classes = holdout_predictions(model, X_hold, y_hold)
     budget = importance_budget(ctx.options.time_limit, deadline)
     found = bounded_importance(model, X_hold, y_hold, model_features(model, profile), task.metric,
-                               task.positive_class, seconds_per_row, budget, ctx.options.seed)
+                               task.positive_class, budget, ctx.options.seed)
     if found.table:
         top = ", ".join(f"{r['feature']} {r['importance']:.4f}" for r in found.table[:3])
         ctx.progress(f"[holdout] permutation importance ({found.note}): {top}")
