@@ -332,3 +332,53 @@ def test_tpe_prefers_the_categorical_choice_of_the_good_trials() -> None:
     history = [record(i, c, float(c["k"] == "c") + 0.01 * c["x"]) for i, c in enumerate(configs)]
     picks = [TPESampler().suggest(history, space, np.random.default_rng(s))["k"] for s in range(10)]
     assert picks.count("c") >= 8
+
+
+def test_the_gp_prior_keeps_length_scales_off_their_bounds_on_few_trials() -> None:
+    """Five trials of a smooth 4-D surface: maximum likelihood may read it as flat in some
+    directions (a length scale at its upper bound) or as noise; MAP stays near the prior."""
+    from hyperpilot.agents.tuner.gp import LENGTH_PRIOR_SD, fit_gp, length_prior_mean
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(5, 4))
+    y = np.sin(3 * x[:, 0]) + x[:, 1] ** 2
+    fitted = fit_gp(x, y, np.random.default_rng(0), prior=True).kernel_.get_params()
+    scales = np.log(fitted["k1__k2__length_scale"])
+    mean = length_prior_mean(4)
+    assert np.all(np.abs(scales - mean) < 3 * LENGTH_PRIOR_SD)
+    assert np.all((scales > np.log(1e-2) + 1e-6) & (scales < np.log(1e2) - 1e-6))
+    plain = fit_gp(x, y, np.random.default_rng(0)).kernel_.get_params()
+    assert not np.allclose(np.log(plain["k1__k2__length_scale"]), scales)  # the prior acts
+
+
+def test_the_map_fit_is_no_worse_than_either_start_under_the_prior() -> None:
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    from hyperpilot.agents.tuner.gp import (
+        LENGTH_PRIOR_SD,
+        NOISE_PRIOR,
+        SCALE_PRIOR,
+        gp_kernel,
+        length_prior_mean,
+        map_optimizer,
+    )
+
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(size=(12, 3)), rng.normal(size=12)
+    gp = GaussianProcessRegressor(kernel=gp_kernel(3), normalize_y=True, optimizer=None).fit(x, y)
+    mean = np.array([SCALE_PRIOR[0], *[length_prior_mean(3)] * 3, NOISE_PRIOR[0]])
+    sd = np.array([SCALE_PRIOR[1], *[LENGTH_PRIOR_SD] * 3, NOISE_PRIOR[1]])
+
+    def objective(theta, eval_gradient=True):
+        value, gradient = gp.log_marginal_likelihood(theta, eval_gradient=True)
+        return -value, -gradient
+
+    def penalised(theta):
+        return -gp.log_marginal_likelihood(theta) + 0.5 * float(np.sum(((theta - mean) / sd) ** 2))
+
+    bounds = gp.kernel_.bounds
+    theta, value = map_optimizer(3)(objective, gp.kernel_.theta, bounds)
+    assert np.all((theta >= bounds[:, 0]) & (theta <= bounds[:, 1]))
+    assert value == pytest.approx(penalised(theta))
+    assert value <= penalised(gp.kernel_.theta) + 1e-9
+    assert value <= penalised(np.clip(mean, bounds[:, 0], bounds[:, 1])) + 1e-9

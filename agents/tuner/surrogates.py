@@ -17,7 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from threadpoolctl import threadpool_limits
 
-from hyperpilot.agents.tuner.gp import GPSampler, gp_kernel
+from hyperpilot.agents.tuner.gp import GPSampler, fit_gp
 from hyperpilot.agents.tuner.tpe import TPESampler
 from hyperpilot.tools.space import SearchSpace
 from hyperpilot.tools.types import Config, TrialRecord
@@ -44,11 +44,15 @@ class CandidateGenerator(Protocol):
 
 
 class GPSurrogate:
-    """scikit-learn's GP (Matern 5/2, ARD) on the unit encoding, as in ``GPSampler``."""
+    """scikit-learn's GP (Matern 5/2, ARD) on the unit encoding, as in ``GPSampler``; MAP
+    hyperparameters with ``prior``."""
 
     name = "gp"
     classical = True
     cv_folds = 3
+
+    def __init__(self, prior: bool = False) -> None:
+        self.prior = prior
 
     def predict(self, configs: list[Config], y: np.ndarray, candidates: list[Config],
                 space: SearchSpace, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -72,9 +76,7 @@ class GPSurrogate:
 
     def _fit(self, configs: list[Config], y: np.ndarray, space: SearchSpace,
              rng: np.random.Generator) -> GaussianProcessRegressor:
-        x = np.stack([space.encode(c) for c in configs])
-        return GaussianProcessRegressor(kernel=gp_kernel(x.shape[1]), normalize_y=True,
-                                        random_state=int(rng.integers(2**31 - 1))).fit(x, y)
+        return fit_gp(np.stack([space.encode(c) for c in configs]), y, rng, prior=self.prior)
 
 
 class ForestSurrogate:

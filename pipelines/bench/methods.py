@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hyperpilot.agents.tuner.samplers import Sampler, make_sampler
+from hyperpilot.agents.tuner.samplers import GPSampler, Sampler, make_sampler
 from hyperpilot.agents.tuner.study import Study
 from hyperpilot.pipelines.bench.tasks import BenchTask
 from hyperpilot.tools.space import CategoricalDim, FloatDim, SearchSpace
@@ -138,6 +138,9 @@ METHODS: dict[str, Runner] = {
     "random": hyperpilot_method("random"),
     "tpe": hyperpilot_method("tpe"),
     "gp": hyperpilot_method("gp"),
+    # The GP sampler with MAP hyperparameters (log-normal priors) instead of maximum likelihood.
+    "gp-map": lambda task, initial, n, seed: run_sampler(GPSampler(prior=True), task, initial,
+                                                         n, seed),
     "optuna-tpe": optuna_method("tpe"),
     "optuna-gp": optuna_method("gp"),
     "skopt-gp": skopt_method,
