@@ -80,8 +80,7 @@ class LiveView:
         with self._lock:
             if found and found.group(1) in STAGES:
                 self.stage = STAGES[found.group(1)]
-            self._bar.console.print(self.indent + text, markup=False, emoji=False,
-                                    highlight=False, soft_wrap=True, style=self.style)
+            print_line(self._bar.console, text, self.indent, self.style)
 
     def tick(self, tick: Tick) -> None:
         """A trial finished: trials done, the best so far, and the run's own clock."""
@@ -106,6 +105,13 @@ class LiveView:
         return "  ".join(p for p in (f"{trials} trials", clock, self.best) if p)
 
 
+def print_line(console: Console, line: str, indent: str = "", style: str = "") -> None:
+    """One of a run's lines, as it is: no markup, emoji codes or highlighting read into the
+    text (a column's name is the data's own), never wrapped."""
+    console.print(indent + line, markup=False, emoji=False, highlight=False, soft_wrap=True,
+                  style=style)
+
+
 def wants_live(console: Console) -> bool:
     """Whether a live view suits the output: a terminal that can redraw a line."""
     return console.is_terminal and not console.is_dumb_terminal
@@ -118,8 +124,7 @@ def live_or_lines(console: Console, limit: float | None, started: float, *, live
     """A run's ``progress`` and ``watch`` callbacks: a live view in a terminal (unless not
     ``live``), else the lines alone, as a log or a pipe wants them."""
     if not (live and wants_live(console)):
-        yield (lambda line: console.print(indent + line, markup=False, emoji=False,
-                                          highlight=False, soft_wrap=True, style=style)), None
+        yield (lambda line: print_line(console, line, indent, style)), None
         return
     with LiveView(console, limit, started, indent=indent, style=style) as view:
         yield view.line, view.tick

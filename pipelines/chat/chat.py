@@ -27,7 +27,7 @@ from hyperpilot.pipelines.chat.spec import preview, run_text, settled, spec_line
 from hyperpilot.pipelines.continue_run import checkpointed_trials, continue_run, resume_run
 from hyperpilot.pipelines.folder import RunFolder
 from hyperpilot.pipelines.graph.intake import ASK_LLM_WHEN_UNSURE
-from hyperpilot.pipelines.live import live_or_lines
+from hyperpilot.pipelines.live import live_or_lines, print_line
 from hyperpilot.pipelines.options import RunOptions
 from hyperpilot.pipelines.predict import predict_rows, write_predictions
 from hyperpilot.pipelines.run import checkpointed_state, run_task
@@ -303,7 +303,7 @@ class Chat:
         self._finished(state)
 
     def progress(self, line: str) -> None:
-        self.console.print(f"  {escape(line)}", style="dim")
+        print_line(self.console, line, "  ", "dim")
 
     def live(self, limit: float | None) -> Any:
         """A run's ``progress`` and ``watch``: the lines, dim and indented, above a live
